@@ -1,0 +1,58 @@
+"""The Tip-Adapter formula, written once, as pure tensor functions.
+
+    logits = s · f Wᵀ + α · exp(-β (1 - f Fᵀ)) L
+
+`f` [B,D] are L2-normalised image features, `W` [C,D] the zero-shot text weights, `F` [NK,D] the cache keys and
+`L` [NK,C] the one-hot cache values. Values are one-hot by construction, so they are stored as the class index of
+each key (`cache_labels` [NK]) and `· L` is a scatter-add over classes: O(B·NK) work and memory instead of the
+O(B·NK·C) of a dense matmul (512 MB for 128k entries × 1000 classes).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def normalize(features: torch.Tensor) -> torch.Tensor:
+    """L2-normalise the last dimension."""
+    return F.normalize(features, dim=-1)
+
+
+def affinity(image_embeds: torch.Tensor, cache_keys: torch.Tensor) -> torch.Tensor:
+    """Cosine affinity of normalised features: [B,D] @ [D,NK] -> [B,NK]."""
+    return image_embeds @ cache_keys.t()
+
+
+def one_hot_values(cache_labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Dense cache values `L` [NK,C] from the class index of each key [NK]."""
+    return F.one_hot(cache_labels, num_classes).to(dtype)
+
+
+def cache_logits(affinities: torch.Tensor, cache_labels: torch.Tensor, num_classes: int, beta: float) -> torch.Tensor:
+    """exp(-β (1 - A)) L for affinities A [B,NK] and key classes [NK] -> [B,C]."""
+    weights = torch.exp(-beta * (1.0 - affinities))  # [B,NK]
+    out = weights.new_zeros(weights.shape[0], num_classes)
+    return out.index_add(1, cache_labels, weights)  # sums the weights of each class's keys: [B,NK] -> [B,C]
+
+
+def zero_shot_logits(image_embeds: torch.Tensor, zero_shot_weights: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """CLIP's zero-shot logits s · f Wᵀ: [B,D] @ [D,C] -> [B,C]."""
+    return logit_scale * (image_embeds @ zero_shot_weights.t())
+
+
+def tip_logits(
+    image_embeds: torch.Tensor,
+    zero_shot_weights: torch.Tensor,
+    cache_keys: torch.Tensor,
+    cache_labels: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    alpha: float,
+    beta: float,
+) -> torch.Tensor:
+    """Tip-Adapter logits [B,C] for normalised features [B,D]."""
+    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)
+    if alpha == 0:
+        return clip
+    cache = cache_logits(affinity(image_embeds, cache_keys), cache_labels, zero_shot_weights.shape[0], beta)
+    return clip + alpha * cache

@@ -1,0 +1,110 @@
+"""Configuration of Tip-Adapter models."""
+
+from __future__ import annotations
+
+from transformers import CLIPConfig, PreTrainedConfig
+
+
+class TipAdapterConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`TipAdapterForImageClassification`]: the CLIP backbone it wraps, the size of its key-value
+    cache and every hyper-parameter of the Tip-Adapter procedure (Zhang et al., ECCV 2022).
+
+    The classifier computes `logits = s · f Wᵀ + alpha · exp(-beta · (1 - f Fᵀ)) · L` for an L2-normalised image
+    feature `f`, the zero-shot text weights `W` `[C,D]`, the cache keys `F` `[NK,D]` and their one-hot values `L`
+    `[NK,C]`.
+
+    Args:
+        clip_config (`dict` or [`CLIPConfig`], *optional*):
+            Configuration of the wrapped CLIP backbone; nested so that `from_pretrained` rebuilds it offline.
+        alpha (`float`, *optional*, defaults to `1.0`):
+            Weight of the cache logits (residual ratio). Set by `search_hyperparameters`.
+        beta (`float`, *optional*, defaults to `1.0`):
+            Sharpness of the affinity `exp(-beta · (1 - cos))`. Set by `search_hyperparameters`.
+        templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
+            Prompt templates, each holding one `{}` for the class name, averaged into the zero-shot weights.
+        num_shots (`int`, *optional*, defaults to `16`):
+            Few-shot examples per class used to build the cache.
+        augment_epochs (`int`, *optional*, defaults to `10`):
+            Augmented views of each few-shot image averaged into its cache key.
+        cache_size (`int`, *optional*, defaults to `0`):
+            Number of cache entries `NK`. Buffer shapes are set from it before the weights load.
+        search_scale (`tuple[float, float]`, *optional*, defaults to `(7.0, 3.0)`):
+            Upper ends `(beta_max, alpha_max)` of the hyper-parameter grid.
+        search_step (`tuple[int, int]`, *optional*, defaults to `(200, 20)`):
+            Grid sizes `(n_beta, n_alpha)`; values are `i · (max - 0.1) / n + 0.1` for `i < n`.
+        finetune_keys (`bool`, *optional*, defaults to `False`):
+            Whether the cache keys are a trainable parameter (Tip-Adapter-F) instead of a buffer.
+        clip_name_or_path (`str`, *optional*):
+            Where the backbone came from (a Hub id or folder); recorded for model cards.
+
+    Example:
+
+    ```python
+    >>> from hf_tip import TipAdapterConfig
+    >>> config = TipAdapterConfig(alpha=2.0, beta=5.5, id2label={0: "cat", 1: "dog"})
+    >>> config.num_labels
+    2
+    ```
+    """
+
+    model_type = "tip-adapter"
+    sub_configs = {"clip_config": CLIPConfig}
+
+    def __init__(
+        self,
+        clip_config: dict | CLIPConfig | None = None,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        templates: list[str] | None = None,
+        num_shots: int = 16,
+        augment_epochs: int = 10,
+        cache_size: int = 0,
+        search_scale: tuple[float, float] | list[float] = (7.0, 3.0),
+        search_step: tuple[int, int] | list[int] = (200, 20),
+        finetune_keys: bool = False,
+        clip_name_or_path: str | None = None,
+        **kwargs,
+    ):
+        if clip_config is None:
+            clip_config = CLIPConfig()
+        elif isinstance(clip_config, dict):
+            clip_config = CLIPConfig(**clip_config)
+        elif not isinstance(clip_config, CLIPConfig):
+            raise ValueError(f"`clip_config` must be a dict or a CLIPConfig, got {type(clip_config).__name__}.")
+        self.clip_config = clip_config
+
+        templates = ["a photo of a {}."] if templates is None else list(templates)
+        if not templates:
+            raise ValueError("`templates` must hold at least one template.")
+        for template in templates:
+            if not isinstance(template, str) or "{}" not in template:
+                raise ValueError(f"Every entry of `templates` needs a `{{}}` for the class name, got {template!r}.")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not isinstance(value, (int, float)) or value != value or value < 0:
+                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+        for name, value, low in (("num_shots", num_shots, 1), ("augment_epochs", augment_epochs, 1), ("cache_size", cache_size, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+        search_scale = tuple(float(v) for v in search_scale)
+        search_step = tuple(search_step)
+        if len(search_scale) != 2 or any(v <= 0.1 for v in search_scale):
+            raise ValueError(f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}.")
+        if len(search_step) != 2 or any(not isinstance(v, int) or v < 1 for v in search_step):
+            raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
+
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.templates = templates
+        self.num_shots = num_shots
+        self.augment_epochs = augment_epochs
+        self.cache_size = cache_size
+        self.search_scale = list(search_scale)
+        self.search_step = list(search_step)
+        self.finetune_keys = bool(finetune_keys)
+        self.clip_name_or_path = clip_name_or_path
+        super().__init__(**kwargs)
+        labels = [self.id2label[i] for i in sorted(self.id2label)]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"Class names must be unique; duplicated: {duplicates}.")

@@ -1,0 +1,405 @@
+"""Tip-Adapter (Zhang et al., ECCV 2022): training-free few-shot adaptation of CLIP with a key-value cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import CLIPModel, CLIPProcessor, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .cache import normalize, tip_logits, zero_shot_logits
+from .configuration_tip_adapter import TipAdapterConfig
+from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, augment, check_columns, dataset_class_names, sample_few_shot
+from .data import to_pixel_values
+from .features import encode_images, zero_shot_weights
+from .search import grid_search
+
+
+class TipAdapterPreTrainedModel(PreTrainedModel):
+    config_class = TipAdapterConfig
+    config: TipAdapterConfig
+    base_model_prefix = "tip_adapter"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def _init_weights(self, module):
+        if isinstance(module, TipAdapterForImageClassification):
+            init.zeros_(module.zero_shot_weights)
+            init.zeros_(module.cache_keys)
+            init.zeros_(module.cache_labels)
+
+
+class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
+    r"""
+    CLIP with a Tip-Adapter head: `logits = s · f Wᵀ + alpha · exp(-beta · (1 - f Fᵀ)) · L`.
+
+    The model holds the frozen [`CLIPModel`], the zero-shot text weights `zero_shot_weights` `[C,D]`, the cache keys
+    `cache_keys` `[NK,D]` (a buffer, or a parameter for Tip-Adapter-F) and the class of each key `cache_labels`
+    `[NK]` — the one-hot cache values `L` `[NK,C]` stored as indices (see `cache_values`). All are saved in
+    `model.safetensors`.
+
+    Example:
+
+    ```python
+    >>> from hf_tip import TipAdapterForImageClassification
+    >>> model = TipAdapterForImageClassification.from_clip(
+    ...     "openai/clip-vit-base-patch16", class_names=["cat", "dog"], templates=["a photo of a {}."]
+    ... )
+    >>> model.build_cache(train_dataset, num_shots=16)  # a datasets.Dataset with image and label columns
+    >>> model.search_hyperparameters(image_embeds=val_embeds, labels=val_labels)
+    >>> logits = model(pixel_values=pixel_values).logits
+    ```
+    """
+
+    def __init__(self, config: TipAdapterConfig, clip: CLIPModel | None = None):
+        super().__init__(config)
+        self.clip = clip if clip is not None else CLIPModel(config.clip_config)
+        self.clip.requires_grad_(False)
+        dim, size = config.clip_config.projection_dim, config.cache_size
+        self.register_buffer("zero_shot_weights", torch.zeros(config.num_labels, dim), persistent=True)
+        keys = torch.zeros(size, dim)
+        if config.finetune_keys:
+            self.cache_keys = nn.Parameter(keys)
+        else:
+            self.register_buffer("cache_keys", keys, persistent=True)
+        self.register_buffer("cache_labels", torch.zeros(size, dtype=torch.long), persistent=True)
+        self.processor: CLIPProcessor | None = None
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_clip(
+        cls,
+        model_or_path: str | os.PathLike | CLIPModel,
+        class_names: Sequence[str],
+        templates: Sequence[str] | None = None,
+        processor: CLIPProcessor | None = None,
+        **config_kwargs,
+    ) -> TipAdapterForImageClassification:
+        r"""
+        Build a zero-shot Tip-Adapter (empty cache) from a CLIP checkpoint.
+
+        Args:
+            model_or_path (`str`, `os.PathLike` or [`CLIPModel`]):
+                A Hub id or local folder of a CLIP checkpoint, or a loaded `CLIPModel` (then pass `processor`).
+            class_names (`list[str]`):
+                One name per class, in label order; they become `id2label`. `_` reads as a space in prompts.
+            templates (`list[str]`, *optional*):
+                Prompt templates with one `{}`; defaults to the config's (`"a photo of a {}."`).
+            processor ([`CLIPProcessor`], *optional*):
+                Tokenizer and image processor; loaded from `model_or_path` when it is a path.
+            config_kwargs:
+                Any other [`TipAdapterConfig`] argument (`alpha`, `beta`, `num_shots`, ...).
+        """
+        name = None
+        if isinstance(model_or_path, CLIPModel):
+            clip = model_or_path
+            if processor is None:
+                raise ValueError("Pass `processor=` (a CLIPProcessor) with a loaded CLIPModel: prompts need its tokenizer.")
+        else:
+            name = str(model_or_path)
+            try:
+                clip = CLIPModel.from_pretrained(name)
+                processor = processor if processor is not None else CLIPProcessor.from_pretrained(name)
+            except OSError as error:
+                raise OSError(
+                    f"Could not load the CLIP backbone {name!r}: {error}\nWithout access to the Hugging Face Hub, pass "
+                    "a local folder holding a CLIP checkpoint and its processor (`CLIPModel.save_pretrained` + "
+                    "`CLIPProcessor.save_pretrained`) as the model name or path."
+                ) from error
+        class_names = [str(c) for c in class_names]
+        if not class_names:
+            raise ValueError("`class_names` must name at least one class.")
+        config_kwargs.setdefault("clip_name_or_path", name or getattr(clip.config, "_name_or_path", None) or None)
+        config = TipAdapterConfig(
+            clip_config=clip.config.to_dict(),
+            templates=list(templates) if templates is not None else None,
+            id2label=dict(enumerate(class_names)),
+            label2id={c: i for i, c in enumerate(class_names)},
+            **config_kwargs,
+        )
+        model = cls(config, clip=clip)
+        weights = zero_shot_weights(clip, processor.tokenizer, [c.replace("_", " ") for c in class_names], config.templates)
+        model.zero_shot_weights.copy_(weights)
+        model.processor = processor
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a saved Tip-Adapter, and its processor (as `model.processor`) when the folder or repo has one."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder") if k in kwargs}
+        try:
+            model.processor = CLIPProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        except (OSError, ValueError, TypeError):
+            model.processor = None
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Save config, `model.safetensors`, the processor and (with `hf_tip` installed) a model card README.md."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory)
+        try:  # the card renderer ships with hf_tip only; remote-code users save without a card
+            from hf_tip.model_card import write_model_card
+        except ImportError:
+            return
+        write_model_card(self, save_directory)
+
+    # ------------------------------------------------------------------------------------------------------ cache
+    @property
+    def num_classes(self) -> int:
+        return self.zero_shot_weights.shape[0]
+
+    @property
+    def cache_values(self) -> torch.Tensor:
+        """The one-hot cache values `L` [NK,C]."""
+        return nn.functional.one_hot(self.cache_labels, self.num_classes).to(self.zero_shot_weights.dtype)
+
+    def set_cache(self, keys: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> TipAdapterForImageClassification:
+        r"""
+        Install precomputed cache entries.
+
+        Args:
+            keys (`torch.Tensor` of shape `[NK, D]`): image features of the few-shot set (normalised here).
+            labels (`torch.LongTensor` of shape `[NK]`): the class of each key, in `[0, num_labels)`.
+        """
+        keys = torch.as_tensor(keys)
+        labels = torch.as_tensor(labels)
+        dim = self.zero_shot_weights.shape[1]
+        if keys.ndim != 2 or keys.shape[0] == 0:
+            raise ValueError(f"Cache keys must be a non-empty [NK, D] tensor; got shape {tuple(keys.shape)} (empty cache).")
+        if keys.shape[1] != dim:
+            raise ValueError(f"Cache keys have dimension {keys.shape[1]}, but the backbone's projection dim is {dim}.")
+        if not torch.isfinite(keys).all():
+            raise ValueError("Cache keys hold NaN or inf values.")
+        if labels.ndim != 1 or labels.shape[0] != keys.shape[0]:
+            raise ValueError(f"Got {keys.shape[0]} keys but labels of shape {tuple(labels.shape)}; pass one label per key.")
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"Labels must be integer class indices, got dtype {labels.dtype}.")
+        self._check_labels(labels)
+        device = self.zero_shot_weights.device
+        keys = normalize(keys.to(device=device, dtype=self.zero_shot_weights.dtype))
+        if isinstance(self.cache_keys, nn.Parameter):
+            self.cache_keys = nn.Parameter(keys.clone())
+        else:
+            self.cache_keys = keys.clone()
+        self.cache_labels = labels.to(device=device, dtype=torch.long).clone()
+        self.config.cache_size = keys.shape[0]
+        return self
+
+    def build_cache(
+        self,
+        images_or_dataset,
+        labels: Sequence[int] | torch.Tensor | None = None,
+        *,
+        num_shots: int | None = None,
+        augment_epochs: int | None = None,
+        seed: int = 1,
+        batch_size: int = 32,
+        image_column: str = "image",
+        label_column: str = "label",
+        allow_fewer_shots: bool = False,
+        show_progress: bool = True,
+    ) -> TipAdapterForImageClassification:
+        r"""
+        Encode a few-shot set into the cache, as in the paper: `augment_epochs` passes over the images in a fixed
+        order, each view a random resized crop (scale 0.5–1, bicubic) plus a random horizontal flip; the raw features
+        are averaged over passes, then L2-normalised.
+
+        Args:
+            images_or_dataset (`datasets.Dataset` or `list[PIL.Image.Image]`):
+                A dataset with an image and a label column, or a list of images (then pass `labels`).
+            labels (`list[int]`, *optional*): the class of each image when a list is given.
+            num_shots (`int`, *optional*):
+                With a dataset, sample exactly this many examples per class first (seeded by `seed`).
+            augment_epochs (`int`, *optional*): views per image; defaults to `config.augment_epochs`.
+            seed (`int`, *optional*, defaults to 1): seeds the few-shot sampling and the augmentations.
+        """
+        if hasattr(images_or_dataset, "column_names"):
+            dataset = images_or_dataset
+            check_columns(dataset, image_column, label_column)
+            names = dataset_class_names(dataset, label_column)
+            if names is not None and len(names) != self.num_classes:
+                raise ValueError(f"The dataset has {len(names)} classes {names}, the model {self.num_classes}.")
+            if num_shots is not None:
+                class_names = [self.config.id2label[i] for i in range(self.num_classes)]
+                picked = sample_few_shot(list(dataset[label_column]), num_shots, seed, class_names, allow_fewer_shots)
+                dataset = dataset.select(picked)
+            images, labels = list(dataset[image_column]), list(dataset[label_column])
+        else:
+            images = list(images_or_dataset)
+            if labels is None or len(labels) != len(images):
+                raise ValueError(f"Pass one label per image: got {len(images)} images and {0 if labels is None else len(labels)} labels.")
+        if not images:
+            raise ValueError("No images to build the cache from (empty cache).")
+        labels = torch.as_tensor(list(labels) if not isinstance(labels, torch.Tensor) else labels)
+        self._check_labels(labels)
+        epochs = self.config.augment_epochs if augment_epochs is None else augment_epochs
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
+
+        size, mean, std = self._image_geometry()
+        generator = torch.Generator().manual_seed(seed)
+        starts = [(e, s) for e in range(epochs) for s in range(0, len(images), batch_size)]
+
+        def views(start: int) -> torch.Tensor:  # one batch of fresh views, drawn in a fixed order
+            return to_pixel_values([augment(im, size, generator) for im in images[start : start + batch_size]], mean, std)
+
+        total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
+        bar = tqdm(total=epochs * len(images), desc="Building cache", disable=not show_progress, unit="view")
+        with torch.no_grad(), ThreadPoolExecutor(max_workers=1) as pool:  # augment the next batch while encoding
+            pending = pool.submit(views, starts[0][1])
+            for k, (_, start) in enumerate(starts):
+                pixel_values = pending.result()
+                if k + 1 < len(starts):
+                    pending = pool.submit(views, starts[k + 1][1])
+                feats = encode_images(self.clip, pixel_values, normalized=False).float().cpu()
+                total[start : start + feats.shape[0]] += feats
+                bar.update(feats.shape[0])
+        bar.close()
+        self.config.augment_epochs = epochs
+        if num_shots is not None:
+            self.config.num_shots = num_shots
+        return self.set_cache(total / epochs, labels)
+
+    def enable_key_finetuning(self) -> TipAdapterForImageClassification:
+        """Make the cache keys a trainable `nn.Parameter` (Tip-Adapter-F); CLIP, the text weights and values stay frozen."""
+        if not isinstance(self.cache_keys, nn.Parameter):
+            keys = self.cache_keys.detach().clone()
+            del self._buffers["cache_keys"]
+            self.cache_keys = nn.Parameter(keys)
+        self.requires_grad_(False)
+        self.cache_keys.requires_grad_(True)
+        self.config.finetune_keys = True
+        return self
+
+    # ---------------------------------------------------------------------------------------------------- inference
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """L2-normalised CLIP image features [B,D] of pixel values [B,3,H,W]."""
+        return encode_images(self.clip, pixel_values)
+
+    def zero_shot_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """CLIP's zero-shot logits [B,C] for image features [B,D]."""
+        embeds = normalize(image_embeds.to(self.zero_shot_weights))
+        return zero_shot_logits(embeds, self.zero_shot_weights, self.clip.logit_scale.exp())
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `[B, 3, H, W]`, *optional*): images, as the processor makes them.
+            image_embeds (`torch.FloatTensor` of shape `[B, D]`, *optional*): precomputed CLIP image features
+                (normalised here). Pass exactly one of `pixel_values` and `image_embeds`.
+            labels (`torch.LongTensor` of shape `[B]`, *optional*): class indices for the cross-entropy `loss`.
+
+        Returns:
+            [`ImageClassifierOutput`] with `logits` `[B, C]` and, given labels, `loss`.
+        """
+        if (pixel_values is None) == (image_embeds is None):
+            raise ValueError("Pass exactly one of `pixel_values` and `image_embeds`.")
+        if self.cache_keys.shape[0] == 0:
+            raise ValueError("The cache is empty: call `build_cache(...)` or `set_cache(keys, labels)` first.")
+        if pixel_values is not None:
+            image_embeds = encode_images(self.clip, pixel_values)
+        else:
+            if image_embeds.ndim != 2 or image_embeds.shape[-1] != self.zero_shot_weights.shape[1]:
+                raise ValueError(
+                    f"`image_embeds` must have shape [B, {self.zero_shot_weights.shape[1]}], got {tuple(image_embeds.shape)}."
+                )
+            if not torch.isfinite(image_embeds).all():
+                raise ValueError("`image_embeds` holds NaN or inf values.")
+            image_embeds = normalize(image_embeds)
+        image_embeds = image_embeds.to(self.zero_shot_weights)
+        logits = tip_logits(
+            image_embeds,
+            self.zero_shot_weights,
+            self.cache_keys,
+            self.cache_labels,
+            self.clip.logit_scale.exp().to(image_embeds),
+            self.config.alpha,
+            self.config.beta,
+        )
+        loss = None
+        if labels is not None:
+            self._check_labels(labels)
+            loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
+        return ImageClassifierOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def search_hyperparameters(
+        self,
+        image_embeds: torch.Tensor,
+        labels: torch.Tensor,
+        search_scale: tuple[float, float] | None = None,
+        search_step: tuple[int, int] | None = None,
+    ) -> dict[str, float]:
+        r"""
+        Grid-search `alpha` and `beta` on validation features, as in the paper, and write them into the config.
+
+        Args:
+            image_embeds (`torch.FloatTensor` of shape `[N, D]`): validation image features (normalised here).
+            labels (`torch.LongTensor` of shape `[N]`): their classes.
+            search_scale (`tuple[float, float]`, *optional*): `(beta_max, alpha_max)`; defaults to the config's.
+            search_step (`tuple[int, int]`, *optional*): `(n_beta, n_alpha)`; defaults to the config's.
+
+        Returns:
+            `dict` with the chosen `alpha`, `beta` and their validation `accuracy` (ties go to the first (β, α)).
+        """
+        if self.cache_keys.shape[0] == 0:
+            raise ValueError("The cache is empty: call `build_cache(...)` or `set_cache(keys, labels)` first.")
+        labels = torch.as_tensor(labels)
+        if image_embeds.ndim != 2 or image_embeds.shape[0] != labels.shape[0]:
+            raise ValueError(f"Got {tuple(image_embeds.shape)} features for {tuple(labels.shape)} labels.")
+        if not torch.isfinite(image_embeds).all():
+            raise ValueError("`image_embeds` holds NaN or inf values.")
+        self._check_labels(labels)
+        embeds = normalize(image_embeds.to(self.zero_shot_weights))
+        result = grid_search(
+            embeds,
+            labels.to(embeds.device),
+            self.zero_shot_weights,
+            self.cache_keys.detach(),
+            self.cache_labels,
+            self.clip.logit_scale.exp().to(embeds),
+            tuple(search_scale or self.config.search_scale),
+            tuple(search_step or self.config.search_step),
+        )
+        self.config.alpha, self.config.beta = result["alpha"], result["beta"]
+        return result
+
+    # ------------------------------------------------------------------------------------------------------ helpers
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Raise when a label lies outside [0, num_labels)."""
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            bad = sorted({int(v) for v in labels.flatten().tolist() if not 0 <= v < self.num_classes})
+            raise ValueError(f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes.")
+
+    def _image_geometry(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+        """Crop size, mean and std of the image processor (OpenAI CLIP's without one)."""
+        processor = getattr(self.processor, "image_processor", None)
+        if processor is None:
+            return self.config.clip_config.vision_config.image_size, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+        crop = getattr(processor, "crop_size", None) or {}
+        size = crop.get("height") if isinstance(crop, dict) else None
+        return (
+            size or self.config.clip_config.vision_config.image_size,
+            tuple(processor.image_mean or OPENAI_CLIP_MEAN),
+            tuple(processor.image_std or OPENAI_CLIP_STD),
+        )
+
+
+__all__ = ["TipAdapterForImageClassification", "TipAdapterPreTrainedModel"]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up of a fresh machine: a virtual environment in .venv with the CPU build of torch
+# (pinned, so pip never pulls a multi-GB CUDA build) and hf-tip installed in editable mode with its dev extra.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+stamp=.venv/.hf-tip-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/constraints.txt -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install -q -c scripts/constraints.txt torch==2.13.0 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -c "import torch, hf_tip; assert '+cpu' in torch.__version__ or not torch.version.cuda, torch.__version__" 
+  touch "$stamp"
+fi
