@@ -30,7 +30,9 @@ def _byte_alphabet() -> list[str]:
 def byte_level_clip_tokenizer(model_max_length: int = 32) -> CLIPTokenizer:
     """A CLIP tokenizer with no merges over a byte-level alphabet: every character is a token (no files needed)."""
     chars = _byte_alphabet()
-    vocab = {token: i for i, token in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
+    vocab = {
+        token: i for i, token in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])
+    }
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 

@@ -36,7 +36,9 @@ def cache_logits(affinities: torch.Tensor, cache_labels: torch.Tensor, num_class
     return out.index_add(1, cache_labels, weights)  # sums the weights of each class's keys: [B,NK] -> [B,C]
 
 
-def zero_shot_logits(image_embeds: torch.Tensor, zero_shot_weights: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+def zero_shot_logits(
+    image_embeds: torch.Tensor, zero_shot_weights: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
     """CLIP's zero-shot logits s · f Wᵀ: [B,D] @ [D,C] -> [B,C]."""
     return logit_scale * (image_embeds @ zero_shot_weights.t())
 

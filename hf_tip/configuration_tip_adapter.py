@@ -83,13 +83,19 @@ class TipAdapterConfig(PreTrainedConfig):
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not isinstance(value, (int, float)) or value != value or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        for name, value, low in (("num_shots", num_shots, 1), ("augment_epochs", augment_epochs, 1), ("cache_size", cache_size, 0)):
+        for name, value, low in (
+            ("num_shots", num_shots, 1),
+            ("augment_epochs", augment_epochs, 1),
+            ("cache_size", cache_size, 0),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
         search_scale = tuple(float(v) for v in search_scale)
         search_step = tuple(search_step)
         if len(search_scale) != 2 or any(v <= 0.1 for v in search_scale):
-            raise ValueError(f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}.")
+            raise ValueError(
+                f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}."
+            )
         if len(search_step) != 2 or any(not isinstance(v, int) or v < 1 for v in search_step):
             raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
 

@@ -91,8 +91,10 @@ def random_resized_crop(
             break
     else:  # fall back to a central crop with the ratio clamped into range
         in_ratio = width / height
-        w, h = (width, round(width / ratio[0])) if in_ratio < ratio[0] else (
-            (round(height * ratio[1]), height) if in_ratio > ratio[1] else (width, height)
+        w, h = (
+            (width, round(width / ratio[0]))
+            if in_ratio < ratio[0]
+            else ((round(height * ratio[1]), height) if in_ratio > ratio[1] else (width, height))
         )
         top, left = (height - h) // 2, (width - w) // 2
     return image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))

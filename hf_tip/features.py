@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from .cache import normalize
+from .data import augment, to_pixel_values
 
 
 def _unwrap(output) -> torch.Tensor:
@@ -50,3 +59,113 @@ def encode_batches(
         if progress is not None:
             progress(pixel_values.shape[0])
     return torch.cat(out)
+
+
+def view_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The random stream of augmented view `epoch` of image `index`: independent of batching and of how the set is
+    sharded across processes, so 1 and N processes draw identical views."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def iter_augmented_features(
+    clip,
+    images: Sequence[Image.Image],
+    epochs: int,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    seed: int = 1,
+    batch_size: int = 32,
+    indices: Sequence[int] | None = None,
+    show_progress: bool = True,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield `(epoch, start, features [b,D])`: raw (unnormalised, float32, CPU) CLIP features of fresh augmented views
+    of `images[start:start+b]`, pass after pass in a fixed order. View `(epoch, i)` is drawn from
+    `view_generator(seed, epoch, indices[i])` (`indices` defaults to `range(len(images))`), and the next batch is
+    augmented on a worker thread while the current one is encoded."""
+    indices = list(range(len(images))) if indices is None else list(indices)
+    steps = [(e, s) for e in range(epochs) for s in range(0, len(images), batch_size)]
+
+    def views(step: tuple[int, int]) -> torch.Tensor:
+        epoch, start = step
+        batch = range(start, min(start + batch_size, len(images)))
+        return to_pixel_values(
+            [augment(images[i], image_size, view_generator(seed, epoch, indices[i])) for i in batch], mean, std
+        )
+
+    bar = tqdm(total=epochs * len(images), desc="Encoding augmented views", unit="view", disable=not show_progress)
+    with torch.no_grad(), ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(views, steps[0]) if steps else None
+        for k, (epoch, start) in enumerate(steps):
+            pixel_values = pending.result()
+            if k + 1 < len(steps):
+                pending = pool.submit(views, steps[k + 1])
+            feats = encode_images(clip, pixel_values, normalized=False).float().cpu()
+            bar.update(feats.shape[0])
+            yield epoch, start, feats
+    bar.close()
+
+
+def _pixel_batches(images: Sequence, image_processor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Processor pixel values [b,3,H,W] per batch, the next one prepared on a worker thread."""
+    starts = list(range(0, len(images), batch_size))
+
+    def process(start: int) -> torch.Tensor:
+        batch = [image.convert("RGB") for image in images[start : start + batch_size]]
+        return image_processor(batch, return_tensors="pt")["pixel_values"]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(process, starts[0]) if starts else None
+        for k in range(len(starts)):
+            pixel_values = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(process, starts[k + 1])
+            yield pixel_values
+
+
+def backbone_fingerprint(clip) -> str:
+    """A short hash identifying a CLIP backbone's image tower: its config and a sample of its weights."""
+    digest = hashlib.sha256(clip.config.vision_config.to_json_string().encode())
+    digest.update(str(clip.config.projection_dim).encode())
+    for tensor in (clip.visual_projection.weight, clip.vision_model.embeddings.patch_embedding.weight):
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes()[: 1 << 20])
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_dataset(
+    clip,
+    image_processor,
+    dataset,
+    image_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+    show_progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised features [N,D] (float32, CPU) and labels [N] of a `datasets.Dataset` split, through the eval
+    transform of `image_processor` (resize, centre crop, normalise).
+
+    With `cache_dir`, the result is stored as safetensors keyed by the backbone's fingerprint and the dataset's
+    `_fingerprint`, and later calls read it instead of encoding again.
+    """
+    path = None
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    if cache_dir is not None and fingerprint is not None:
+        key = f"{backbone_fingerprint(clip)}-{fingerprint}-{image_column}-{label_column}"
+        path = Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
+        if path.is_file():
+            stored = load_file(path)
+            return stored["image_embeds"], stored["labels"]
+    images = dataset[image_column]
+    labels = torch.as_tensor(list(dataset[label_column]), dtype=torch.long)
+    bar = tqdm(total=len(labels), desc="Encoding images", unit="img", disable=not show_progress)
+    embeds = encode_batches(clip, _pixel_batches(images, image_processor, batch_size), progress=bar.update)
+    bar.close()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"image_embeds": embeds.contiguous(), "labels": labels}, tmp)
+        os.replace(tmp, path)  # atomic: concurrent processes never read a half-written file
+    return embeds, labels

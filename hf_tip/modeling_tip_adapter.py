@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import CLIPModel, CLIPProcessor, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from .cache import normalize, tip_logits, zero_shot_logits
 from .configuration_tip_adapter import TipAdapterConfig
-from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, augment, check_columns, dataset_class_names, sample_few_shot
-from .data import to_pixel_values
-from .features import encode_images, zero_shot_weights
+from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, check_columns, dataset_class_names, sample_few_shot
+from .features import encode_images, iter_augmented_features, zero_shot_weights
 from .search import grid_search
 
 
@@ -101,7 +98,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         if isinstance(model_or_path, CLIPModel):
             clip = model_or_path
             if processor is None:
-                raise ValueError("Pass `processor=` (a CLIPProcessor) with a loaded CLIPModel: prompts need its tokenizer.")
+                raise ValueError(
+                    "Pass `processor=` (a CLIPProcessor) with a loaded CLIPModel: prompts need its tokenizer."
+                )
         else:
             name = str(model_or_path)
             try:
@@ -125,7 +124,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             **config_kwargs,
         )
         model = cls(config, clip=clip)
-        weights = zero_shot_weights(clip, processor.tokenizer, [c.replace("_", " ") for c in class_names], config.templates)
+        weights = zero_shot_weights(
+            clip, processor.tokenizer, [c.replace("_", " ") for c in class_names], config.templates
+        )
         model.zero_shot_weights.copy_(weights)
         model.processor = processor
         return model.eval()
@@ -134,7 +135,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """Load a saved Tip-Adapter, and its processor (as `model.processor`) when the folder or repo has one."""
         model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder") if k in kwargs}
+        hub_kwargs = {
+            k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder") if k in kwargs
+        }
         try:
             model.processor = CLIPProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         except (OSError, ValueError, TypeError):
@@ -176,13 +179,17 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         labels = torch.as_tensor(labels)
         dim = self.zero_shot_weights.shape[1]
         if keys.ndim != 2 or keys.shape[0] == 0:
-            raise ValueError(f"Cache keys must be a non-empty [NK, D] tensor; got shape {tuple(keys.shape)} (empty cache).")
+            raise ValueError(
+                f"Cache keys must be a non-empty [NK, D] tensor; got shape {tuple(keys.shape)} (empty cache)."
+            )
         if keys.shape[1] != dim:
             raise ValueError(f"Cache keys have dimension {keys.shape[1]}, but the backbone's projection dim is {dim}.")
         if not torch.isfinite(keys).all():
             raise ValueError("Cache keys hold NaN or inf values.")
         if labels.ndim != 1 or labels.shape[0] != keys.shape[0]:
-            raise ValueError(f"Got {keys.shape[0]} keys but labels of shape {tuple(labels.shape)}; pass one label per key.")
+            raise ValueError(
+                f"Got {keys.shape[0]} keys but labels of shape {tuple(labels.shape)}; pass one label per key."
+            )
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise ValueError(f"Labels must be integer class indices, got dtype {labels.dtype}.")
         self._check_labels(labels)
@@ -238,7 +245,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         else:
             images = list(images_or_dataset)
             if labels is None or len(labels) != len(images):
-                raise ValueError(f"Pass one label per image: got {len(images)} images and {0 if labels is None else len(labels)} labels.")
+                raise ValueError(
+                    f"Pass one label per image: got {len(images)} images and {0 if labels is None else len(labels)} labels."
+                )
         if not images:
             raise ValueError("No images to build the cache from (empty cache).")
         labels = torch.as_tensor(list(labels) if not isinstance(labels, torch.Tensor) else labels)
@@ -248,24 +257,11 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
 
         size, mean, std = self._image_geometry()
-        generator = torch.Generator().manual_seed(seed)
-        starts = [(e, s) for e in range(epochs) for s in range(0, len(images), batch_size)]
-
-        def views(start: int) -> torch.Tensor:  # one batch of fresh views, drawn in a fixed order
-            return to_pixel_values([augment(im, size, generator) for im in images[start : start + batch_size]], mean, std)
-
         total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
-        bar = tqdm(total=epochs * len(images), desc="Building cache", disable=not show_progress, unit="view")
-        with torch.no_grad(), ThreadPoolExecutor(max_workers=1) as pool:  # augment the next batch while encoding
-            pending = pool.submit(views, starts[0][1])
-            for k, (_, start) in enumerate(starts):
-                pixel_values = pending.result()
-                if k + 1 < len(starts):
-                    pending = pool.submit(views, starts[k + 1][1])
-                feats = encode_images(self.clip, pixel_values, normalized=False).float().cpu()
-                total[start : start + feats.shape[0]] += feats
-                bar.update(feats.shape[0])
-        bar.close()
+        for _, start, feats in iter_augmented_features(
+            self.clip, images, epochs, size, mean, std, seed=seed, batch_size=batch_size, show_progress=show_progress
+        ):
+            total[start : start + feats.shape[0]] += feats  # raw features summed over passes, normalised below
         self.config.augment_epochs = epochs
         if num_shots is not None:
             self.config.num_shots = num_shots
@@ -386,7 +382,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         """Raise when a label lies outside [0, num_labels)."""
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
             bad = sorted({int(v) for v in labels.flatten().tolist() if not 0 <= v < self.num_classes})
-            raise ValueError(f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes.")
+            raise ValueError(
+                f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes."
+            )
 
     def _image_geometry(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
         """Crop size, mean and std of the image processor (OpenAI CLIP's without one)."""

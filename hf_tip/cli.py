@@ -1,0 +1,34 @@
+"""The `hf-tip` command: `hf-tip build | evaluate | finetune | push | demo` (each in `hf_tip/commands/`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+COMMANDS = {
+    "build": "Build a training-free Tip-Adapter from a dataset: sample, cache, search alpha/beta, evaluate, save.",
+    "evaluate": "Evaluate a saved Tip-Adapter (folder or Hub id) on a dataset split.",
+    "demo": "Few-shot textile-defect classification demo: zero-shot CLIP vs Tip-Adapter.",
+    "push": "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-tip", description="Tip-Adapter: training-free few-shot CLIP.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"hf_tip.commands.{name}")
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

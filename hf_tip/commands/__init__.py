@@ -1,0 +1,1 @@
+"""Sub-commands of the `hf-tip` CLI: each module defines `add_arguments(parser)` and `run(args)`."""
