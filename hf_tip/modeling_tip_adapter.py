@@ -67,6 +67,8 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             self.register_buffer("cache_keys", keys, persistent=True)
         self.register_buffer("cache_labels", torch.zeros(size, dtype=torch.long), persistent=True)
         self.processor: CLIPProcessor | None = None
+        # What the model card reports (see `hf_tip.model_card`); filled by `hf-tip build` and fine-tuning runs.
+        self.card_data: dict = {}
         self.post_init()
 
     # ----------------------------------------------------------------------------------------------- construction
