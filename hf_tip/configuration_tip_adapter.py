@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from transformers import CLIPConfig, PreTrainedConfig
 
 
@@ -80,8 +82,15 @@ class TipAdapterConfig(PreTrainedConfig):
         for template in templates:
             if not isinstance(template, str) or "{}" not in template:
                 raise ValueError(f"Every entry of `templates` needs a `{{}}` for the class name, got {template!r}.")
+            try:
+                template.format("class name")
+            except (IndexError, KeyError, ValueError) as error:
+                raise ValueError(
+                    f"Every entry of `templates` must hold exactly one `{{}}` (escape other braces as `{{{{`/`}}}}`), "
+                    f"got {template!r}: {error!r}."
+                ) from None
         for name, value in (("alpha", alpha), ("beta", beta)):
-            if not isinstance(value, (int, float)) or value != value or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
         for name, value, low in (
             ("num_shots", num_shots, 1),
@@ -110,7 +119,14 @@ class TipAdapterConfig(PreTrainedConfig):
         self.finetune_keys = bool(finetune_keys)
         self.clip_name_or_path = clip_name_or_path
         super().__init__(**kwargs)
-        labels = [self.id2label[i] for i in sorted(self.id2label)]
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"`id2label` must map the ids 0..C-1 to class names, got ids {sorted(self.id2label)}.")
+        labels = [self.id2label[i] for i in range(len(self.id2label))]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise ValueError(f"Class names must be unique; duplicated: {duplicates}.")
+            raise ValueError(f"Class names must be unique; duplicated in `id2label`: {duplicates}.")
+        inverse = {label: i for i, label in enumerate(labels)}
+        if self.label2id is None:
+            self.label2id = inverse
+        elif {str(k): int(v) for k, v in self.label2id.items()} != inverse:
+            raise ValueError(f"`label2id` {self.label2id} is not the inverse of `id2label` {self.id2label}.")
