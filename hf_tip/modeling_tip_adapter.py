@@ -137,9 +137,10 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """Load a saved Tip-Adapter, and its processor (as `model.processor`) when the folder or repo has one."""
         model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        hub_kwargs = {
-            k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "subfolder") if k in kwargs
-        }
+        # `trust_remote_code` travels on: the processor loader reads config.json, whose `auto_map` would otherwise
+        # make transformers prompt for it again when the model was loaded as remote code.
+        keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder", "trust_remote_code")
+        hub_kwargs = {k: kwargs[k] for k in keys if k in kwargs}
         try:
             model.processor = CLIPProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         except (OSError, ValueError, TypeError):
@@ -333,6 +334,12 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         )
         loss = None
         if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != logits.shape[:1] or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ValueError(
+                    f"`labels` must be integer class indices of shape [{logits.shape[0]}] (one per image), "
+                    f"got shape {tuple(labels.shape)} and dtype {labels.dtype}."
+                )
             self._check_labels(labels)
             loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
         return ImageClassifierOutput(loss=loss, logits=logits)
