@@ -79,13 +79,15 @@ def iter_augmented_features(
     batch_size: int = 32,
     indices: Sequence[int] | None = None,
     show_progress: bool = True,
+    first_epoch: int = 0,
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield `(epoch, start, features [b,D])`: raw (unnormalised, float32, CPU) CLIP features of fresh augmented views
     of `images[start:start+b]`, pass after pass in a fixed order. View `(epoch, i)` is drawn from
     `view_generator(seed, epoch, indices[i])` (`indices` defaults to `range(len(images))`), and the next batch is
-    augmented on a worker thread while the current one is encoded."""
+    augmented on a worker thread while the current one is encoded. Passes are numbered `first_epoch`,
+    `first_epoch + 1`, ... (so one later pass can be drawn on its own, as Tip-Adapter-F's online augmentation does)."""
     indices = list(range(len(images))) if indices is None else list(indices)
-    steps = [(e, s) for e in range(epochs) for s in range(0, len(images), batch_size)]
+    steps = [(e, s) for e in range(first_epoch, first_epoch + epochs) for s in range(0, len(images), batch_size)]
 
     def views(step: tuple[int, int]) -> torch.Tensor:
         epoch, start = step
