@@ -105,6 +105,8 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
                 )
         else:
             name = str(model_or_path)
+            if (os.path.isabs(name) or name.startswith(".")) and not os.path.isdir(name):
+                raise OSError(f"Could not load the CLIP backbone {name!r}: no such folder.")
             try:
                 clip = CLIPModel.from_pretrained(name)
                 processor = processor if processor is not None else CLIPProcessor.from_pretrained(name)
