@@ -34,6 +34,22 @@ def dataset_class_names(dataset, label_column: str = "label") -> list[str] | Non
     return list(names) if names else None
 
 
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays: a fixed bijection, the same on every machine and NumPy version."""
+    with np.errstate(over="ignore"):
+        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return values ^ (values >> np.uint64(31))
+
+
+def shuffle_keys(indices: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded pseudo-random uint64 key per example index (distinct indices get distinct keys); sorting by key is a
+    seeded shuffle that depends only on `(seed, index)`: not on NumPy's generator algorithms, the platform or the
+    other examples."""
+    base = _splitmix64(np.array([seed % 2**64], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    return _splitmix64(base ^ np.asarray(indices, dtype=np.uint64))
+
+
 def sample_few_shot(
     labels: Sequence[int],
     num_shots: int,
@@ -41,15 +57,22 @@ def sample_few_shot(
     class_names: Sequence[str] | None = None,
     allow_fewer: bool = False,
 ) -> list[int]:
-    """Indices of exactly `num_shots` examples per class, grouped by class in class order.
+    """Indices of exactly `num_shots` examples per class, grouped by class in class order, ascending within a class.
 
-    Deterministic: the same labels, shots and seed give the same indices on every machine and in every process
-    (NumPy's PCG64 generator). Classes with fewer than `num_shots` examples raise a `ValueError` naming them, unless
+    Each class keeps its `num_shots` examples of smallest `shuffle_keys(index, seed)`: the same labels, shots and seed
+    give the same indices on every machine, process and NumPy version, and the `K`-shot set is contained in the
+    `K+1`-shot set. Classes with fewer than `num_shots` examples raise a `ValueError` naming them, unless
     `allow_fewer=True`, which takes all they have.
     """
-    if num_shots < 1:
-        raise ValueError(f"`num_shots` must be >= 1, got {num_shots}.")
-    labels = np.asarray(labels, dtype=np.int64)
+    if isinstance(num_shots, bool) or not isinstance(num_shots, (int, np.integer)) or num_shots < 1:
+        raise ValueError(f"`num_shots` must be an integer >= 1, got {num_shots!r}.")
+    labels = np.asarray(labels)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Labels must be integer class indices, got dtype {labels.dtype} (e.g. {labels.flat[0]!r}); "
+            "use a `ClassLabel` column or encode the labels first."
+        )
+    labels = labels.astype(np.int64).reshape(-1)
     num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1 if labels.size else 0
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"Labels must lie in [0, {num_classes}); found {int(labels.min())}..{int(labels.max())}.")
@@ -61,11 +84,11 @@ def sample_few_shot(
             f"{len(short)} class(es) have fewer than {num_shots} examples (class: count): {names}. "
             "Lower `num_shots` or pass `allow_fewer=True` (`--allow_fewer_shots`) to take what there is."
         )
-    rng = np.random.default_rng(seed)
+    keys = shuffle_keys(np.arange(labels.size), seed)
     picked: list[int] = []
     for idx in by_class:
-        take = min(num_shots, len(idx))
-        picked.extend(int(i) for i in np.sort(rng.choice(idx, size=take, replace=False)))
+        chosen = idx[np.argsort(keys[idx], kind="stable")[:num_shots]]
+        picked.extend(int(i) for i in np.sort(chosen))
     return picked
 
 

@@ -149,13 +149,14 @@ def encode_dataset(
     """L2-normalised features [N,D] (float32, CPU) and labels [N] of a `datasets.Dataset` split, through the eval
     transform of `image_processor` (resize, centre crop, normalise).
 
-    With `cache_dir`, the result is stored as safetensors keyed by the backbone's fingerprint and the dataset's
-    `_fingerprint`, and later calls read it instead of encoding again.
+    With `cache_dir`, the result is stored as safetensors keyed by the backbone's fingerprint, the dataset's
+    `_fingerprint`, the columns and the image processor's settings, and later calls read it instead of encoding again.
     """
     path = None
     fingerprint = getattr(dataset, "_fingerprint", None)
     if cache_dir is not None and fingerprint is not None:
-        key = f"{backbone_fingerprint(clip)}-{fingerprint}-{image_column}-{label_column}"
+        transform = image_processor.to_json_string() if hasattr(image_processor, "to_json_string") else ""
+        key = f"{backbone_fingerprint(clip)}-{fingerprint}-{image_column}-{label_column}-{transform}"
         path = Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
         if path.is_file():
             stored = load_file(path)

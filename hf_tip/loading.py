@@ -8,7 +8,7 @@ from datasets import DatasetDict, load_dataset
 
 from .data import check_columns
 
-SPLIT_ALIASES = {"validation": ("validation", "valid", "val", "dev"), "test": ("test",), "train": ("train",)}
+SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
 
 
 def load_image_dataset(
