@@ -315,6 +315,8 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         if self.cache_keys.shape[0] == 0:
             raise ValueError("The cache is empty: call `build_cache(...)` or `set_cache(keys, labels)` first.")
         if pixel_values is not None:
+            if not torch.isfinite(pixel_values).all():
+                raise ValueError("`pixel_values` holds NaN or inf values.")
             image_embeds = encode_images(self.clip, pixel_values)
         else:
             if image_embeds.ndim != 2 or image_embeds.shape[-1] != self.zero_shot_weights.shape[1]:

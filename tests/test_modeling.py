@@ -137,6 +137,10 @@ def test_forward_rejects_bad_embeddings(adapter):
         adapter(image_embeds=torch.full((2, dim), float("nan")))
     with pytest.raises(ValueError, match="`image_embeds` holds NaN or inf"):
         adapter(image_embeds=torch.full((2, dim), float("inf")))
+    pixel_values = torch.zeros(1, 3, 30, 30)
+    pixel_values[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="`pixel_values` holds NaN or inf"):
+        adapter(pixel_values=pixel_values)
 
 
 def test_an_empty_cache_is_reported(tiny_clip):
