@@ -269,3 +269,14 @@ def test_pipeline_on_a_saved_folder(adapter, tiny_clip, saved_folder):
         assert result[0]["score"] >= result[1]["score"]
         torch.testing.assert_close(torch.tensor(result[0]["score"]), row.max())
     assert len(classifier(images[1], top_k=1)) == 1
+
+
+def test_a_zero_shot_model_round_trips_with_its_empty_cache(tiny_clip, tmp_path):
+    clip, processor = tiny_clip
+    model = TipAdapterForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    model.save_pretrained(tmp_path)
+    loaded = TipAdapterForImageClassification.from_pretrained(tmp_path)
+    assert loaded.cache_keys.shape == (0, clip.config.projection_dim) and loaded.config.cache_size == 0
+    assert torch.equal(loaded.zero_shot_weights, model.zero_shot_weights)
+    with pytest.raises(ValueError, match="cache is empty"):
+        loaded(image_embeds=torch.randn(1, clip.config.projection_dim))
