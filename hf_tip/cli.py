@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 COMMANDS = {
@@ -18,7 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-tip", description="Tip-Adapter: training-free few-shot CLIP.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"hf_tip.commands.{name}")
+        try:
+            module = importlib.import_module(f"hf_tip.commands.{name}")
+        except ModuleNotFoundError as error:  # a command not written yet must not break the others
+            if error.name != f"hf_tip.commands.{name}":
+                raise
+            continue
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)
@@ -26,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as typed, for model cards
     return int(args.func(args) or 0)
 
 

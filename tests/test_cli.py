@@ -1,0 +1,298 @@
+"""The `hf-tip` commands end to end on a tiny CLIP folder and generated image folders: build -> pipeline, evaluate,
+demo (incl. its offline fallback), clean errors. A few runs are real subprocesses; the rest call `cli.main`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_images
+from safetensors.torch import load_file
+from transformers import pipeline
+
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.cli import main
+from hf_tip.commands.demo import FALLBACK, textile_dataset
+from hf_tip.data import sample_few_shot
+from hf_tip.loading import load_image_dataset
+from hf_tip.procedure import fit_training_free
+
+FOLDERS = ["blue", "green", "red"]  # imagefolder sorts class folders; labels follow this order
+COUNTS = {"train": 6, "validation": 3, "test": 3}
+FAST = ["--search_step", "20", "5", "--disable_tqdm"]
+
+
+def write_split(root: Path, per_class: int, seed: int, names=FOLDERS) -> Path:
+    for c, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        # the colour channel of the image follows the folder, so classes are separable
+        channel = {"red": 0, "green": 1, "blue": 2}.get(name, c)
+        for i, image in enumerate(make_images([channel] * per_class, seed=seed + c)):
+            image.save(root / name / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("images")
+    return {split: write_split(root / split, n, seed=10 * k) for k, (split, n) in enumerate(COUNTS.items())}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, str]:
+    """Offline, with empty Hugging Face caches (so nothing can come from a real checkpoint)."""
+    variables = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"), "HF_DATASETS_OFFLINE": "1"}
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **variables}
+
+
+def build_args(backbone, folders, output_dir, tmp_path, *extra: str) -> list[str]:
+    return [
+        "build",
+        "--model_name_or_path",
+        str(backbone),
+        "--train_dir",
+        str(folders["train"]),
+        "--validation_dir",
+        str(folders["validation"]),
+        "--test_dir",
+        str(folders["test"]),
+        "--num_shots",
+        "4",
+        "--augment_epochs",
+        "2",
+        "--output_dir",
+        str(output_dir),
+        "--cache_dir",
+        str(tmp_path / "datasets-cache"),
+        *FAST,
+        *extra,
+    ]
+
+
+def hf_tip_executable() -> list[str]:
+    script = Path(sys.executable).with_name("hf-tip")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hf_tip.cli"]
+
+
+def test_build_as_a_subprocess_then_pipeline(tiny_clip_dir, folders, tmp_path, env):
+    out = tmp_path / "tip"
+    cmd = (
+        hf_tip_executable()
+        + build_args(tiny_clip_dir, folders, out, tmp_path)
+        + ["--feature_cache_dir", str(tmp_path / "f")]
+    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "zero-shot CLIP" in proc.stdout and "Tip-Adapter" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_shots"] == 4 and results["cache_size"] == 12 and results["eval_split"] == "test"
+    assert results["validation"]["num_samples"] == 9 and results["test"]["num_samples"] == 9
+    assert len(list((tmp_path / "f").glob("features-*.safetensors"))) == 2  # validation and test, stored once
+
+    # the saved folder alone reproduces the reported test accuracy through the pipeline
+    model = TipAdapterForImageClassification.from_pretrained(out)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["alpha"], config["beta"]) == (results["alpha"], results["beta"])
+    assert config["id2label"] == {"0": "blue", "1": "green", "2": "red"} and config["num_shots"] == 4
+    assert model.cache_keys.shape == (12, 16)
+    classifier = pipeline("image-classification", model=str(out))
+    test = load_image_dataset(test_dir=folders["test"], cache_dir=str(tmp_path / "datasets-cache"))["test"]
+    predictions = classifier(list(test["image"]), top_k=1)
+    correct = [p[0]["label"] == FOLDERS[y] for p, y in zip(predictions, test["label"], strict=True)]
+    assert sum(correct) / len(correct) == pytest.approx(results["test"]["tip_adapter_accuracy"])
+    scores = classifier(test[0]["image"], top_k=3)
+    assert sorted(s["label"] for s in scores) == FOLDERS and sum(s["score"] for s in scores) == pytest.approx(1.0)
+
+
+def test_build_in_process_matches_the_library_and_is_deterministic(tiny_clip_dir, folders, tmp_path):
+    assert main(build_args(tiny_clip_dir, folders, tmp_path / "a", tmp_path)) == 0
+    assert main(build_args(tiny_clip_dir, folders, tmp_path / "b", tmp_path)) == 0
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results == json.loads((tmp_path / "b" / "results.json").read_text())
+    # the cache holds exactly the sampler's picks, and the search's accuracy is the reported validation accuracy
+    dataset = load_image_dataset(
+        train_dir=folders["train"],
+        validation_dir=folders["validation"],
+        test_dir=folders["test"],
+        cache_dir=str(tmp_path / "datasets-cache"),
+    )
+    picked = sample_few_shot(dataset["train"]["label"], 4, seed=1)
+    assert a["cache_labels"].tolist() == [dataset["train"]["label"][i] for i in picked]
+    model = TipAdapterForImageClassification.from_clip(str(tiny_clip_dir), FOLDERS)
+    library = fit_training_free(
+        model, dataset, num_shots=4, augment_epochs=2, search_step=(20, 5), show_progress=False
+    )
+    assert torch.allclose(model.cache_keys, a["cache_keys"], atol=1e-6)
+    for key in ("alpha", "beta", "validation", "test", "zero_shot_accuracy", "tip_adapter_accuracy"):
+        assert library[key] == results[key], key
+    assert model.card_data["results"] == {
+        "zero_shot_accuracy": results["test"]["zero_shot_accuracy"],
+        "tip_adapter_accuracy": results["test"]["tip_adapter_accuracy"],
+    }
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "hf-tip build --model_name_or_path" in card
+
+
+def test_template_set_and_class_names(tiny_clip_dir, folders, tmp_path):
+    out = tmp_path / "dtd"
+    args = build_args(tiny_clip_dir, folders, out, tmp_path, "--template_set", "dtd", "--class_names", "B", "G", "R")
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert config["templates"] == ["{} texture."] and config["search_scale"] == [13.0, 13.0]
+    assert list(config["id2label"].values()) == ["B", "G", "R"]
+    assert results["template_set"] == "dtd" and results["search_scale"] == [13.0, 13.0]
+    own = tmp_path / "own"
+    assert main(build_args(tiny_clip_dir, folders, own, tmp_path, "--templates", "a {} thing.", "art of {}.")) == 0
+    assert json.loads((own / "config.json").read_text())["templates"] == ["a {} thing.", "art of {}."]
+
+
+def test_output_dir_is_not_overwritten(tiny_clip_dir, folders, tmp_path, capsys):
+    out = tmp_path / "tip"
+    assert main(build_args(tiny_clip_dir, folders, out, tmp_path)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(build_args(tiny_clip_dir, folders, out, tmp_path, "--seed", "2")) == 1
+    assert "already holds a model (config.json, model.safetensors)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "README.md").write_text("mine")
+    assert main(build_args(tiny_clip_dir, folders, other, tmp_path)) == 1
+    assert "is not empty" in capsys.readouterr().err and (other / "README.md").read_text() == "mine"
+    assert main(build_args(tiny_clip_dir, folders, out, tmp_path, "--seed", "2", "--overwrite_output_dir")) == 0
+    assert json.loads((out / "results.json").read_text())["seed"] == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--label_column", "labels"],
+            r"Column(s) ['labels'] not found in the dataset; its columns are ['image', 'label']",
+        ),
+        (
+            ["--num_shots", "7"],
+            "3 class(es) have fewer than 7 examples (class: count): {'blue': 6, 'green': 6, 'red': 6}",
+        ),
+        (["--template_set", "mnist"], "Unknown template set 'mnist'"),
+        (["--class_names", "a", "b"], "`class_names` has 2 entries"),
+        (["--templates", "no placeholder"], "needs a `{}`"),
+    ],
+)
+def test_build_errors_are_clean(tiny_clip_dir, folders, tmp_path, capsys, extra, message):
+    assert main(build_args(tiny_clip_dir, folders, tmp_path / "out", tmp_path, *extra)) == 1
+    err = capsys.readouterr().err
+    assert "hf-tip build: error: " in err and message in err
+    assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_allow_fewer_shots(tiny_clip_dir, folders, tmp_path):
+    out = tmp_path / "few"
+    assert main(build_args(tiny_clip_dir, folders, out, tmp_path, "--num_shots", "7", "--allow_fewer_shots")) == 0
+    assert json.loads((out / "config.json").read_text())["cache_size"] == 18
+
+
+def test_missing_validation_split_is_named(tiny_clip_dir, folders, tmp_path, capsys):
+    args = build_args(tiny_clip_dir, folders, tmp_path / "x", tmp_path)
+    cut = args.index("--validation_dir")
+    assert main(args[:cut] + args[cut + 2 :]) == 1
+    err = capsys.readouterr().err
+    assert "no `validation` split" in err and "--validation_dir" in err
+
+
+def test_unavailable_backbone_is_a_clean_error_in_a_subprocess(folders, tmp_path, env):
+    """The default backbone cannot be downloaded here: the error says so and how to pass a local folder."""
+    args = build_args("openai/clip-vit-base-patch16", folders, tmp_path / "out", tmp_path)
+    proc = subprocess.run(hf_tip_executable() + args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "Could not load the CLIP backbone 'openai/clip-vit-base-patch16'" in proc.stderr
+    assert "local folder" in proc.stderr
+
+
+def test_evaluate_command(tiny_clip_dir, folders, tmp_path, capsys):
+    out = tmp_path / "tip"
+    assert main(build_args(tiny_clip_dir, folders, out, tmp_path)) == 0
+    capsys.readouterr()
+    report = tmp_path / "eval" / "test.json"
+    args = ["evaluate", "--model_name_or_path", str(out), "--test_dir", str(folders["test"]), "--disable_tqdm"]
+    args += ["--cache_dir", str(tmp_path / "datasets-cache"), "--output_file", str(report)]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    results = json.loads((out / "results.json").read_text())
+    assert printed == json.loads(report.read_text())
+    assert printed["accuracy"] == results["test"]["tip_adapter_accuracy"]
+    assert printed["zero_shot_accuracy"] == results["test"]["zero_shot_accuracy"]
+    assert printed["num_samples"] == 9 and printed["split"] == "test"
+    assert main(args) == 1 and "already exists" in capsys.readouterr().err  # never overwrites the report
+    validation = ["evaluate", "--model_name_or_path", str(out), "--validation_dir", str(folders["validation"])]
+    assert main([*validation, "--split", "validation", "--disable_tqdm", "--max_eval_samples", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 4
+    assert main([*validation, "--disable_tqdm"]) == 1
+    assert "no `test` split" in capsys.readouterr().err
+    assert main(["evaluate", "--model_name_or_path", str(tmp_path / "nope"), "--test_dir", str(folders["test"])]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_on_the_packaged_textile_images(tiny_clip_dir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--model_name_or_path", str(tiny_clip_dir), "--output_dir", str(out), "--num_shots", "2"]
+    args += ["--augment_epochs", "1", "--max_eval_samples", "12", *FAST]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot CLIP" in printed and "RANDOM-INIT" not in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["backbone"] == str(tiny_clip_dir) and results["cache_size"] == 6
+    assert results["validation"]["num_samples"] == results["test"]["num_samples"] == 12
+    classifier = pipeline("image-classification", model=str(out))
+    labels = {p["label"] for p in classifier(make_images([0])[0], top_k=3)}
+    assert labels == {"nominal", "local defect", "global defect"}
+    # a rerun replaces the demo's own output; a foreign non-empty folder is refused
+    assert main(args) == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x")
+    assert main([*args[:4], str(foreign), *args[5:]]) == 1
+    assert "is not empty" in capsys.readouterr().err
+
+
+def test_textile_split_is_deterministic_and_disjoint(tmp_path):
+    write_split(tmp_path, 8, seed=0, names=["nominal", "local", "global"])
+    first, second = textile_dataset(tmp_path, seed=3), textile_dataset(tmp_path, seed=3)
+    assert {s: first[s]["image"] for s in first} == {s: second[s]["image"] for s in second}  # noqa: C416
+    paths = {s: [img.filename for img in first[s]["image"]] for s in first}
+    assert [len(paths[s]) for s in ("train", "validation", "test")] == [12, 6, 6]
+    assert len(set(sum(paths.values(), []))) == 24
+    assert textile_dataset(tmp_path, seed=4)["train"]["label"] == first["train"]["label"]
+    assert [img.filename for img in textile_dataset(tmp_path, seed=4)["train"]["image"]] != paths["train"]
+    with pytest.raises(ValueError, match=r"lacks the class folder\(s\) \['local'\]"):
+        textile_dataset(write_split(tmp_path / "partial", 4, seed=0, names=["nominal", "global"]))
+
+
+def test_demo_offline_fallback_in_a_subprocess(tmp_path, env):
+    data = write_split(tmp_path / "textiles", 6, seed=0, names=["nominal", "local", "global"])
+    out = tmp_path / "demo"
+    cmd = hf_tip_executable() + ["demo", "--data_dir", str(data), "--output_dir", str(out), "--num_shots", "2"]
+    proc = subprocess.run(cmd + ["--augment_epochs", "1", *FAST], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" in proc.stderr and "RANDOMLY INITIALISED CLIP" in proc.stderr
+    assert f"backbone: {FALLBACK}" in proc.stdout and "not CLIP's accuracy" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["backbone"] == FALLBACK == "random-init (offline fallback)" and "mechanics" in results["note"]
+    assert json.loads((out / "config.json").read_text())["clip_name_or_path"] == FALLBACK
+
+
+def test_demo_with_an_explicit_backbone_that_fails_is_a_hard_error(tmp_path, capsys):
+    assert main(["demo", "--model_name_or_path", str(tmp_path / "no-clip"), "--output_dir", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "hf-tip demo: error:" in err and "no-clip" in err
+    assert not (tmp_path / "o").exists()
