@@ -296,3 +296,26 @@ def test_demo_with_an_explicit_backbone_that_fails_is_a_hard_error(tmp_path, cap
     err = capsys.readouterr().err
     assert "hf-tip demo: error:" in err and "no-clip" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_push_to_hub_pushes_the_saved_folder(tiny_clip_dir, folders, tmp_path, monkeypatch, capsys):
+    """`--push_to_hub` hands the complete saved folder to `hf_tip.hub.push_folder` (tested against a local Hub in
+    test_hub.py) with `--hub_model_id`."""
+    from types import SimpleNamespace
+
+    import hf_tip.hub
+
+    pushed = []
+
+    def fake_push_folder(folder, repo_id):
+        pushed.append((Path(folder), repo_id, sorted(p.name for p in Path(folder).iterdir())))
+        return SimpleNamespace(repo_url=SimpleNamespace(repo_id=f"user/{repo_id.split('/')[-1]}"))
+
+    monkeypatch.setattr(hf_tip.hub, "push_folder", fake_push_folder)
+    out = tmp_path / "tip"
+    args = build_args(tiny_clip_dir, folders, out, tmp_path, "--push_to_hub", "--hub_model_id", "user/tip-colors")
+    assert main(args) == 0
+    assert "Pushed to the Hub: user/tip-colors" in capsys.readouterr().out
+    (folder, repo_id, files) = pushed[0]
+    assert folder == out and repo_id == "user/tip-colors"
+    assert {"config.json", "model.safetensors", "results.json", "tokenizer.json"} <= set(files)

@@ -155,11 +155,13 @@ def saved_message(output_dir: Path) -> str:
     )
 
 
-def push(model, args: argparse.Namespace, output_dir: Path) -> str:
-    """Push the model (with its processor and card) to `--hub_model_id` (default: the output folder's name)."""
-    repo_id = args.hub_model_id or output_dir.resolve().name
-    model.push_to_hub(repo_id)
-    return repo_id
+def push(output_dir: Path, hub_model_id: str | None) -> str:
+    """Push the saved folder (weights, remote code, processor, model card) to `hub_model_id` (default: the output
+    folder's name, in the logged-in user's namespace); returns the repo id."""
+    from ..hub import push_folder
+
+    commit = push_folder(output_dir, hub_model_id or output_dir.resolve().name)
+    return commit.repo_url.repo_id
 
 
 # ------------------------------------------------------------------------------------------------------ build
@@ -225,5 +227,5 @@ def _build(args: argparse.Namespace) -> int:
     print(format_results(results))
     print(saved_message(output_dir))
     if args.push_to_hub:
-        print(f"Pushed to https://huggingface.co/{push(model, args, output_dir)}")
+        print(f"Pushed to the Hub: {push(output_dir, args.hub_model_id)}")
     return 0
