@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tip-Adapter-F: fine-tune the cache keys of a Tip-Adapter on a few-shot image-classification dataset, with Accelerate.
+"""Tip-Adapter-F: fine-tune the cache keys of a Tip-Adapter on a few-shot image classification dataset with Accelerate.
 
     accelerate launch examples/finetune.py \
         --model_name_or_path openai/clip-vit-base-patch16 \
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--online_augmentation",
         action="store_true",
-        help="Re-encode fresh augmented views at every step (the paper's loop) instead of a feature bank encoded once.",
+        help="Re-encode fresh augmented views at every step (the paper's loop), not a feature bank encoded once.",
     )
     parser.add_argument("--num_augmented_views", type=int, help="Views per image in the feature bank.")
     parser.add_argument("--encode_batch_size", type=int, default=64, help="Images per CLIP forward when encoding.")

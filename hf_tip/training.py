@@ -60,7 +60,7 @@ class FinetuneConfig:
     Args:
         num_shots (`int`, *optional*):
             Examples per class sampled (seeded by `seed`) from the train split; defaults to the model's `num_shots`.
-        num_train_epochs (`int`, *optional*, defaults to `20`): passes over the few-shot set (the paper: 20; EuroSAT 100).
+        num_train_epochs (`int`, *optional*, defaults to `20`): passes over the few-shot set (EuroSAT: 100).
         learning_rate (`float`, *optional*, defaults to `1e-3`): AdamW's peak learning rate (cosine decay to 0).
         adam_epsilon (`float`, *optional*, defaults to `1e-4`): AdamW's eps, as in the paper.
         weight_decay (`float`, *optional*, defaults to `0.01`): AdamW's decoupled weight decay (PyTorch's default).
@@ -243,25 +243,15 @@ def encode_view_bank(
     contiguous shard, then all gather. View `v` of image `i` comes from `view_generator(seed, v, i)`, so the bank
     is the same whatever the number of processes.
     """
-    size, mean, std = model._image_geometry()
-    dim = model.zero_shot_weights.shape[1]
     shard = _shard(accelerator, range(len(images)))
-    local = torch.zeros(num_views, len(shard), dim)
-    if shard:
-        with accelerator.autocast():
-            for view, start, feats in iter_augmented_features(
-                model.clip,
-                [images[i] for i in shard],
-                num_views,
-                size,
-                mean,
-                std,
-                seed=seed,
-                batch_size=batch_size,
-                indices=shard,
-                show_progress=accelerator.is_local_main_process,
-            ):
-                local[view, start : start + feats.shape[0]] = feats
+    local = torch.zeros(num_views, len(shard), model.zero_shot_weights.shape[1])
+    views = iter_augmented_features(
+        model.clip, [images[i] for i in shard], num_views, *model._image_geometry(), seed=seed, batch_size=batch_size,
+        indices=shard, show_progress=accelerator.is_local_main_process,
+    )  # fmt: skip
+    with accelerator.autocast():
+        for view, start, feats in views:
+            local[view, start : start + feats.shape[0]] = feats
     return _gather(accelerator, local, dim=1).to(accelerator.device)
 
 
@@ -275,24 +265,12 @@ def encode_views(
     batch_size: int = 64,
 ) -> torch.Tensor:
     """Raw CLIP features `[b, D]` of view `view` of `images[i]` for `i` in `indices` (the bank's views)."""
-    size, mean, std = model._image_geometry()
+    views = iter_augmented_features(
+        model.clip, [images[i] for i in indices], 1, *model._image_geometry(), seed=seed, batch_size=batch_size,
+        indices=indices, show_progress=False, first_epoch=view,
+    )  # fmt: skip
     with accelerator.autocast():
-        parts = [
-            feats
-            for _, _, feats in iter_augmented_features(
-                model.clip,
-                [images[i] for i in indices],
-                1,
-                size,
-                mean,
-                std,
-                seed=seed,
-                batch_size=batch_size,
-                indices=indices,
-                show_progress=False,
-                first_epoch=view,
-            )
-        ]
+        parts = [feats for _, _, feats in views]
     out = torch.cat(parts) if parts else torch.zeros(0, model.zero_shot_weights.shape[1])
     return out.to(accelerator.device)
 
@@ -326,7 +304,7 @@ def encode_split(
 def create_optimizer_and_scheduler(
     model, config: FinetuneConfig, num_training_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW over the cache keys only (eps `config.adam_epsilon`) and a cosine schedule over all steps, as in the paper."""
+    """AdamW over the cache keys only (eps `config.adam_epsilon`) and a cosine schedule over all steps (the paper)."""
     optimizer = torch.optim.AdamW(
         [model.cache_keys], lr=config.learning_rate, eps=config.adam_epsilon, weight_decay=config.weight_decay
     )
@@ -442,7 +420,7 @@ class _Progress:
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: str, name: str, progress: _Progress) -> None:
-    """`accelerator.save_state` into a temporary folder, renamed once complete: a kill never leaves a half checkpoint."""
+    """`accelerator.save_state` into a temporary folder renamed once complete: a kill leaves no half checkpoint."""
     root = Path(output_dir) / CHECKPOINTS_DIR
     final, tmp = root / name, root / f".tmp-{name}"
     if accelerator.is_main_process and tmp.exists():
@@ -475,6 +453,33 @@ def _tip_accuracy(accelerator, model, embeds, labels, keys: torch.Tensor, alpha:
     return _accuracy(accelerator, logits, labels)
 
 
+def _accuracies(accelerator, model, embeds, labels, training_free: tuple[torch.Tensor, float, float]) -> dict:
+    """Zero-shot CLIP, the training-free Tip-Adapter (its keys, α, β) and the model as it is now, on one split."""
+    now = (model.cache_keys, model.config.alpha, model.config.beta)
+    return {
+        "zero_shot_accuracy": _accuracy(accelerator, model.zero_shot_logits(embeds), labels),
+        "tip_adapter_accuracy": _tip_accuracy(accelerator, model, embeds, labels, *training_free),
+        "tip_adapter_f_accuracy": _tip_accuracy(accelerator, model, embeds, labels, *now),
+    }
+
+
+def _build_training_free(accelerator, model, train_dataset, config: FinetuneConfig, val_embeds, val_labels) -> None:
+    """Make a zero-shot model (empty cache) a training-free Tip-Adapter: `build_cache` on the few-shot set, then
+    `search_hyperparameters` on validation; then make keys and α/β bit-identical on every process."""
+    if model.cache_keys.shape[0] == 0:
+        logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
+        model.build_cache(
+            train_dataset, num_shots=config.num_shots or model.config.num_shots, augment_epochs=config.augment_epochs,
+            seed=config.seed, image_column=config.image_column, label_column=config.label_column,
+            allow_fewer_shots=config.allow_fewer_shots, show_progress=accelerator.is_local_main_process,
+        )  # fmt: skip
+        model.search_hyperparameters(val_embeds, val_labels)
+    if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
+        with torch.no_grad():
+            model.cache_keys.copy_(broadcast(model.cache_keys.detach().clone().contiguous()))
+        model.config.alpha, model.config.beta = broadcast_object_list([model.config.alpha, model.config.beta])
+
+
 # ----------------------------------------------------------------------------------------------------- the run
 def finetune(
     model,
@@ -491,7 +496,8 @@ def finetune(
     `build_cache` on the same few-shot set, then `search_hyperparameters` on validation. The training loss uses
     `config.alpha`/`config.beta`, else the α/β in `model.config` when `finetune` is called (the paper trains at its
     initial α/β). The model is modified in place: its keys become the fine-tuned parameter (`config.finetune_keys`),
-    `config.alpha`/`beta` the searched values, and `model.card_data` describes the run.
+    `config.alpha`/`beta` the searched values, and `model.card_data` describes the run. With `config.output_dir`,
+    the model is saved there (`save_pretrained`) with `all_results.json`.
 
     Args:
         model ([`TipAdapterForImageClassification`]): with a processor (`model.processor`).
@@ -500,10 +506,12 @@ def finetune(
         config ([`FinetuneConfig`], *optional*): hyper-parameters and outputs.
         accelerator ([`~accelerate.Accelerator`], *optional*): defaults to a new one (on CPU without CUDA).
         on_step (`Callable[[int], None]`, *optional*): called with the number of completed steps after each step
-            (and after that step's checkpoint, if any).
+            (after that step's checkpoint and, at an epoch's end, its evaluation).
 
     Returns:
-        `dict`: what `all_results.json` holds (accuracies in [0, 1], `best_epoch`, `history`, `num_processes`, ...).
+        `dict`: what `all_results.json` holds: `num_processes`, `best_epoch`, `eval_accuracy` (validation, final),
+        `validation` and (given a test split) `test` accuracies of zero-shot CLIP, Tip-Adapter and Tip-Adapter-F,
+        the same three at the top level for `eval_split`, `test_accuracy`, `train_runtime`, the per-epoch `history`.
 
     Example:
 
@@ -525,64 +533,52 @@ def finetune(
     accelerator.wait_for_everyone()  # every process has checked the output folder before anything is written to it
     if accelerator.is_main_process and config.output_dir and resume is None:
         shutil.rmtree(Path(config.output_dir) / CHECKPOINTS_DIR, ignore_errors=True)  # a replaced run's checkpoints
-    show = accelerator.is_local_main_process
     model.to(accelerator.device).eval()
     alpha = config.alpha if config.alpha is not None else model.config.alpha
     beta = config.beta if config.beta is not None else model.config.beta
-    num_shots = config.num_shots or model.config.num_shots
 
+    # validation features once; the training-free adapter; the few-shot set
     val_embeds, val_labels = encode_split(accelerator, model, dataset["validation"], config)
-    if model.cache_keys.shape[0] == 0:  # a zero-shot model: the training-free Tip-Adapter comes first
-        logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
-        model.build_cache(
-            dataset["train"],
-            num_shots=num_shots,
-            augment_epochs=config.augment_epochs,
-            seed=config.seed,
-            image_column=config.image_column,
-            label_column=config.label_column,
-            allow_fewer_shots=config.allow_fewer_shots,
-            show_progress=show,
-        )
-        model.search_hyperparameters(val_embeds, val_labels)
-    if accelerator.num_processes > 1:  # identical on every process by construction; made bit-identical here
-        keys = broadcast(model.cache_keys.detach().clone().contiguous())
-        with torch.no_grad():
-            model.cache_keys.copy_(keys)
-        searched = broadcast_object_list([model.config.alpha, model.config.beta])
-        model.config.alpha, model.config.beta = searched
-    tip_alpha, tip_beta = model.config.alpha, model.config.beta
-    initial_keys = model.cache_keys.detach().clone()
-    validation = {
-        "zero_shot_accuracy": _accuracy(accelerator, model.zero_shot_logits(val_embeds), val_labels),
-        "tip_adapter_accuracy": _tip_accuracy(
-            accelerator, model, val_embeds, val_labels, initial_keys, tip_alpha, tip_beta
-        ),
-    }
-
+    _build_training_free(accelerator, model, dataset["train"], config, val_embeds, val_labels)
+    training_free = (model.cache_keys.detach().clone(), model.config.alpha, model.config.beta)
     images, labels = sample_training_set(model, dataset["train"], config)
+
+    # only the keys train, at the training α/β
+    model.enable_key_finetuning()
+    model.config.alpha, model.config.beta = alpha, beta
     num_views = config.num_augmented_views or model.config.augment_epochs
     train_batch_size = config.per_device_train_batch_size * accelerator.num_processes
     steps_per_epoch = math.ceil(len(labels) / train_batch_size)
     total_steps = steps_per_epoch * config.num_train_epochs
-    model.enable_key_finetuning()
-    model.config.alpha, model.config.beta = alpha, beta
     optimizer, scheduler = create_optimizer_and_scheduler(model, config, total_steps)
     optimizer = accelerator.prepare(optimizer)
     signature = {
-        "num_examples": len(labels),
-        "train_batch_size": train_batch_size,
-        "num_train_epochs": config.num_train_epochs,
-        "seed": config.seed,
-        "learning_rate": config.learning_rate,
-        "alpha": alpha,
-        "beta": beta,
+        "num_examples": len(labels), "train_batch_size": train_batch_size, "num_train_epochs": config.num_train_epochs,
+        "seed": config.seed, "learning_rate": config.learning_rate, "alpha": alpha, "beta": beta,
         "augmentation": "online" if config.online_augmentation else f"bank of {num_views} views",
-    }
+    }  # fmt: skip
     progress = _Progress(model.cache_keys, signature)
     # The scheduler is registered, not prepared: a prepared one steps once per process at every step.
     accelerator.register_for_checkpointing(scheduler, progress)
-    bar = tqdm(total=total_steps, desc="Tip-Adapter-F", unit="step", disable=not show)
+    bar = tqdm(total=total_steps, desc="Tip-Adapter-F", unit="step", disable=not accelerator.is_local_main_process)
+
+    def after_step(epoch_end: bool) -> None:
+        every = config.checkpointing_steps
+        if config.output_dir and (
+            (every == "epoch" and epoch_end) or (isinstance(every, int) and progress.completed_steps % every == 0)
+        ):
+            name = f"epoch_{len(progress.history) - 1}" if every == "epoch" else f"step_{progress.completed_steps}"
+            _save_checkpoint(accelerator, config.output_dir, name, progress)
+        if on_step is not None:
+            on_step(progress.completed_steps)
+
+    def step_done(loss: float) -> None:
+        progress.completed_steps += 1
+        progress.epoch_losses.append(loss)
+        bar.update(1)
+        if progress.completed_steps % steps_per_epoch:  # an epoch's last step waits for the epoch's evaluation
+            after_step(epoch_end=False)
+
     try:
         if resume is not None:
             logger.info(f"Resuming from {resume}", main_process_only=True)
@@ -591,40 +587,13 @@ def finetune(
         bank = None
         if not config.online_augmentation and progress.completed_steps < total_steps:
             bank = encode_view_bank(accelerator, model, images, num_views, config.seed, config.encode_batch_size)
-
-        def after_step(epoch_end: bool) -> None:
-            every = config.checkpointing_steps
-            if config.output_dir and (
-                (every == "epoch" and epoch_end) or (isinstance(every, int) and progress.completed_steps % every == 0)
-            ):
-                name = f"epoch_{len(progress.history) - 1}" if every == "epoch" else f"step_{progress.completed_steps}"
-                _save_checkpoint(accelerator, config.output_dir, name, progress)
-            if on_step is not None:
-                on_step(progress.completed_steps)
-
-        def step_done(loss: float) -> None:
-            progress.completed_steps += 1
-            progress.epoch_losses.append(loss)
-            bar.update(1)
-            if progress.completed_steps % steps_per_epoch:  # the last step of an epoch waits for its evaluation
-                after_step(epoch_end=False)
-
         for epoch in range(progress.completed_steps // steps_per_epoch, config.num_train_epochs):
             train_epoch(
-                accelerator,
-                model,
-                optimizer,
-                scheduler,
-                labels,
-                epoch,
-                train_batch_size=train_batch_size,
-                seed=config.seed,
-                feature_bank=bank,
-                images=images if bank is None else None,
-                encode_batch_size=config.encode_batch_size,
+                accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=train_batch_size,
+                seed=config.seed, feature_bank=bank, images=None if bank is not None else images,
+                encode_batch_size=config.encode_batch_size, on_step=step_done,
                 skip_steps=progress.completed_steps - epoch * steps_per_epoch,
-                on_step=step_done,
-            )
+            )  # fmt: skip
             accuracy = _tip_accuracy(accelerator, model, val_embeds, val_labels, model.cache_keys, alpha, beta)
             record = {
                 "epoch": epoch,
@@ -639,69 +608,42 @@ def finetune(
                 progress.best_epoch, progress.best_accuracy = epoch, accuracy
                 progress.best_keys = model.cache_keys.detach().clone()
             after_step(epoch_end=True)
-        bar.close()
-
-        with torch.no_grad():
-            model.cache_keys.copy_(progress.best_keys)
-        model.search_hyperparameters(val_embeds, val_labels)
-        validation["tip_adapter_f_accuracy"] = _tip_accuracy(
-            accelerator, model, val_embeds, val_labels, model.cache_keys, model.config.alpha, model.config.beta
-        )
-        history, best_epoch = list(progress.history), progress.best_epoch
     finally:
         bar.close()
-        accelerator.free_memory()
+        accelerator.free_memory()  # forgets the optimizer; and the registered objects: the accelerator is reusable
         accelerator._custom_objects = [o for o in accelerator._custom_objects if o not in (scheduler, progress)]
 
+    # the best validation epoch's keys, α/β searched again on validation
+    with torch.no_grad():
+        model.cache_keys.copy_(progress.best_keys)
+    model.search_hyperparameters(val_embeds, val_labels)
     every_rank = accelerator.gather(model.cache_keys.detach()[None].contiguous())  # [P,NK,D]
-    identical = bool((every_rank == every_rank[:1]).all())
-    if not identical:
+    if not bool((every_rank == every_rank[:1]).all()):
         raise RuntimeError("The fine-tuned keys differ between processes; please report this as a bug.")
 
     results = {
-        "num_processes": accelerator.num_processes,
-        "num_shots": num_shots,
-        "num_examples": len(labels),
-        "num_train_epochs": config.num_train_epochs,
-        "train_batch_size": train_batch_size,
-        "per_device_train_batch_size": config.per_device_train_batch_size,
-        "augmentation": signature["augmentation"],
-        "train_alpha": alpha,
-        "train_beta": beta,
-        "tip_adapter_alpha": tip_alpha,
-        "tip_adapter_beta": tip_beta,
-        "alpha": model.config.alpha,
-        "beta": model.config.beta,
-        "best_epoch": best_epoch,
-        "eval_accuracy": validation["tip_adapter_f_accuracy"],
-        "validation": validation,
-        "keys_identical_across_processes": identical,
-        "resumed_from": str(resume) if resume is not None else None,
-        "history": history,
-    }
-    eval_split, reported = "validation", validation
+        "num_processes": accelerator.num_processes, "num_shots": config.num_shots or model.config.num_shots,
+        "num_examples": len(labels), "num_train_epochs": config.num_train_epochs, "train_batch_size": train_batch_size,
+        "per_device_train_batch_size": config.per_device_train_batch_size, "augmentation": signature["augmentation"],
+        "train_alpha": alpha, "train_beta": beta, "tip_adapter_alpha": training_free[1],
+        "tip_adapter_beta": training_free[2], "alpha": model.config.alpha, "beta": model.config.beta,
+        "best_epoch": progress.best_epoch, "keys_identical_across_processes": True,
+        "resumed_from": str(resume) if resume is not None else None, "history": progress.history,
+    }  # fmt: skip
+    results["validation"] = _accuracies(accelerator, model, val_embeds, val_labels, training_free)
+    results["eval_accuracy"] = results["validation"]["tip_adapter_f_accuracy"]
+    results["eval_split"] = "validation"
     if "test" in dataset:  # read once, now
         test_embeds, test_labels = encode_split(accelerator, model, dataset["test"], config)
-        reported = {
-            "zero_shot_accuracy": _accuracy(accelerator, model.zero_shot_logits(test_embeds), test_labels),
-            "tip_adapter_accuracy": _tip_accuracy(
-                accelerator, model, test_embeds, test_labels, initial_keys, tip_alpha, tip_beta
-            ),
-            "tip_adapter_f_accuracy": _tip_accuracy(
-                accelerator, model, test_embeds, test_labels, model.cache_keys, model.config.alpha, model.config.beta
-            ),
-        }
-        eval_split, results["test"], results["test_accuracy"] = "test", reported, reported["tip_adapter_f_accuracy"]
-    results.update(eval_split=eval_split, **reported)
+        results["test"] = _accuracies(accelerator, model, test_embeds, test_labels, training_free)
+        results["eval_split"], results["test_accuracy"] = "test", results["test"]["tip_adapter_f_accuracy"]
+    results.update(results[results["eval_split"]])
     results["train_runtime"] = time.perf_counter() - started
     results["finetune_config"] = asdict(config)
     model.card_data.update(
-        dataset_name=config.dataset_name,
-        eval_split=eval_split,
-        num_shots=num_shots,
-        results=dict(reported),
-        command=config.command,
-    )
+        dataset_name=config.dataset_name, eval_split=results["eval_split"], num_shots=results["num_shots"],
+        results=dict(results[results["eval_split"]]), command=config.command,
+    )  # fmt: skip
     if config.output_dir:
         if accelerator.is_main_process:
             model.save_pretrained(config.output_dir)
