@@ -31,7 +31,7 @@ def one_hot_values(cache_labels: torch.Tensor, num_classes: int, dtype: torch.dt
 
 def cache_logits(affinities: torch.Tensor, cache_labels: torch.Tensor, num_classes: int, beta: float) -> torch.Tensor:
     """exp(-β (1 - A)) L for affinities A [B,NK] and key classes [NK] -> [B,C]."""
-    weights = torch.exp(-beta * (1.0 - affinities))  # [B,NK]
+    weights = affinities.sub(1.0).mul_(beta).exp_()  # exp(β (A - 1)) = exp(-β (1 - A)) bit for bit, in one buffer: [B,NK]
     out = weights.new_zeros(weights.shape[0], num_classes)
     return out.index_add(1, cache_labels, weights)  # sums the weights of each class's keys: [B,NK] -> [B,C]
 
