@@ -149,18 +149,36 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             model.processor = None
         return model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """Save config, `model.safetensors`, the processor and (with `hf_tip` installed) a model card README.md."""
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs) -> None:
+        """Save config, `model.safetensors`, the processor and (with `hf_tip` installed) a model card README.md;
+        `push_to_hub=True` then uploads them with `push_to_hub` (`repo_id=` defaults to the folder's name)."""
+        push_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "create_pr", "private") if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
         if not kwargs.get("is_main_process", True):
             return
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
+            # preprocessor_config.json too: AutoImageProcessor and pipelines still probe it, and transformers 4 reads it
+            self.processor.image_processor.save_pretrained(save_directory)
         try:  # the card renderer ships with hf_tip only; remote-code users save without a card
             from hf_tip.model_card import write_model_card
         except ImportError:
-            return
-        write_model_card(self, save_directory)
+            write_model_card = None
+        if write_model_card is not None:
+            write_model_card(self, save_directory)
+        if push_to_hub:
+            repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            self.push_to_hub(repo_id, token=kwargs.get("token"), **push_kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload config, weights, remote code, processor and the hf_tip model card to `repo_id` in one commit (see
+        `hf_tip.hub.push_model`; transformers' own push would replace the card with a generic one). Returns the
+        `CommitInfo`."""
+        try:
+            from hf_tip.hub import push_model
+        except ImportError:  # remote-code users without hf_tip: transformers' push and its generic card
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model(self, repo_id, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------ cache
     @property
