@@ -16,3 +16,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/constraints
   .venv/bin/python -c "import torch, hf_tip; assert '+cpu' in torch.__version__ or not torch.version.cuda, torch.__version__" 
   touch "$stamp"
 fi
+# olah (a self-hosted Hub mirror) serves the Hub round-trip tests (tests/test_hub.py); its own venv keeps its
+# dependencies out of the project's. Optional: without it those tests skip, saying why.
+olah_stamp=.venv-olah/.olah-0.5.4
+if [ ! -f "$olah_stamp" ]; then
+  { "$PYTHON" -m venv .venv-olah \
+    && .venv-olah/bin/python -m pip install -q olah==0.5.4 2>&1 | { grep -v "is ignored" || true; } \
+    && .venv-olah/bin/python -c "import olah.server"; } \
+    && touch "$olah_stamp" \
+    || echo "scripts/setup.sh: warning: could not install olah into .venv-olah; the hub tests will be skipped" >&2
+fi
