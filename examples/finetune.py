@@ -30,7 +30,10 @@ from transformers import AutoConfig
 
 from hf_tip import TipAdapterConfig, TipAdapterForImageClassification
 from hf_tip.data import dataset_class_names
+from hf_tip.hub import push_model
 from hf_tip.loading import load_image_dataset, require_split
+from hf_tip.procedure import create_adapter, resolve_class_names
+from hf_tip.templates import get_preset
 from hf_tip.training import FinetuneConfig, check_output_dir, finetune
 
 logger = logging.getLogger(__name__)
@@ -54,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label_column", default="label", help="The dataset's label column (a ClassLabel).")
     parser.add_argument("--num_shots", type=int, help="Examples per class (default: the model's num_shots, 16).")
     parser.add_argument("--allow_fewer_shots", action="store_true", help="Take all examples of smaller classes.")
-    parser.add_argument("--num_train_epochs", type=int, default=20, help="Epochs (the paper: 20; EuroSAT: 100).")
-    parser.add_argument("--learning_rate", type=float, default=1e-3, help="AdamW's peak learning rate.")
+    parser.add_argument("--num_train_epochs", type=int, help="Epochs (default: the template set's, else 20).")
+    parser.add_argument("--learning_rate", type=float, help="AdamW's peak learning rate (default 1e-3).")
     parser.add_argument(
         "--per_device_train_batch_size",
         type=int,
@@ -63,8 +66,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Batch per process; the global batch is this times the number of processes (the paper: 256 in all).",
     )
     parser.add_argument("--seed", type=int, default=1, help="Seeds the few-shot sample, the views and the order.")
-    parser.add_argument("--alpha", type=float, help="alpha of the training loss (default: the model's).")
-    parser.add_argument("--beta", type=float, help="beta of the training loss (default: the model's).")
+    parser.add_argument(
+        "--template_set",
+        help="The paper's settings for one of its datasets (eurosat, imagenet, ...): class renames, templates, "
+        "initial alpha/beta, grid, epochs.",
+    )
+    parser.add_argument(
+        "--class_names",
+        nargs="+",
+        help="The model's name for each dataset label, in label order, when they differ from the dataset's names.",
+    )
+    parser.add_argument(
+        "--alpha", type=float, help="alpha of the training loss (default: the template set's/model's)."
+    )
+    parser.add_argument("--beta", type=float, help="beta of the training loss (default: the template set's/model's).")
     parser.add_argument(
         "--templates", nargs="+", help="Prompt templates with `{}` when building from a CLIP backbone."
     )
@@ -102,29 +117,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_model(args: argparse.Namespace, class_names: list[str]) -> TipAdapterForImageClassification:
-    """A saved Tip-Adapter as is, or a zero-shot one over a CLIP backbone (its cache is built by `finetune`)."""
-    grid = {k: v for k, v in (("search_scale", args.search_scale), ("search_step", args.search_step)) if v}
+def load_model(args: argparse.Namespace, dataset, preset) -> tuple[TipAdapterForImageClassification, list[str]]:
+    """A saved Tip-Adapter as is, or a zero-shot one over a CLIP backbone (its cache is built by `finetune`); and the
+    model's name of each dataset label."""
+    labels, prompts = resolve_class_names(dataset, args.label_column, args.class_names, preset)
+    overrides = {"search_scale": args.search_scale, "search_step": args.search_step, "templates": args.templates}
+    overrides = {k: list(v) for k, v in overrides.items() if v}
     if AutoConfig.from_pretrained(args.model_name_or_path).model_type == TipAdapterConfig.model_type:
         model = TipAdapterForImageClassification.from_pretrained(args.model_name_or_path)
-        for name, value in grid.items():
-            setattr(model.config, name, list(value))
-        return model
-    return TipAdapterForImageClassification.from_clip(
-        args.model_name_or_path, class_names, templates=args.templates, **grid
-    )
+        for name in ("search_scale", "search_step"):
+            setattr(model.config, name, overrides.get(name, getattr(model.config, name)))
+        return model, labels
+    kwargs = {**(preset.config_kwargs() if preset is not None else {}), **overrides}
+    return create_adapter(args.model_name_or_path, labels, prompt_names=prompts, **kwargs), labels
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    preset = get_preset(args.template_set) if args.template_set else None
     config = FinetuneConfig(
         num_shots=args.num_shots,
-        num_train_epochs=args.num_train_epochs,
-        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs or (preset.train_epochs if preset else 20),
+        learning_rate=args.learning_rate or (preset.learning_rate if preset else 1e-3),
         per_device_train_batch_size=args.per_device_train_batch_size,
         seed=args.seed,
-        alpha=args.alpha,
-        beta=args.beta,
+        # the paper trains at the initial alpha/beta: the template set's, else the model's when finetune starts
+        alpha=args.alpha if args.alpha is not None else (preset.init_alpha if preset else None),
+        beta=args.beta if args.beta is not None else (preset.init_beta if preset else None),
         online_augmentation=args.online_augmentation,
         num_augmented_views=args.num_augmented_views,
         augment_epochs=args.augment_epochs,
@@ -166,10 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     require_split(dataset, "train", "--train_dir")
     require_split(dataset, "validation", "--validation_dir")
-    class_names = dataset_class_names(dataset["train"], args.label_column)
-    if class_names is None:
-        raise ValueError(f"The train split's `{args.label_column}` column is not a ClassLabel: it names no classes.")
-    model = load_model(args, class_names)
+    model, labels = load_model(args, dataset, preset)
+    if labels != dataset_class_names(dataset["train"], args.label_column):
+        config.class_names = labels  # renamed (--class_names, --template_set): label i is the model's class i
 
     if args.with_tracking:
         hparams = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
@@ -190,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.push_to_hub and accelerator.is_main_process:
         repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
-        model.push_to_hub(repo_id, token=args.hub_token, commit_message="Tip-Adapter-F: end of training")
+        push_model(model, repo_id, token=args.hub_token, commit_message="Tip-Adapter-F: end of training")
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also tears down the process group (gloo can abort at exit otherwise)
     return 0

@@ -80,6 +80,10 @@ class FinetuneConfig:
         image_column (`str`, *optional*, defaults to `"image"`): the dataset's image column.
         label_column (`str`, *optional*, defaults to `"label"`): the dataset's label column.
         allow_fewer_shots (`bool`, *optional*, defaults to `False`): take all examples of classes with fewer.
+        class_names (`list[str]`, *optional*):
+            The model's name of each of the dataset's labels, in label order, when the model renamed the dataset's
+            classes (a preset's "Annual Crop Land" for "AnnualCrop"); must equal the model's `id2label`. By default
+            the dataset's `ClassLabel` names must be the model's.
         output_dir (`str`, *optional*):
             Where to save the model, `all_results.json` and the checkpoints; nothing is written without it.
         overwrite_output_dir (`bool`, *optional*, defaults to `False`): replace a run already in `output_dir`.
@@ -106,6 +110,7 @@ class FinetuneConfig:
     image_column: str = "image"
     label_column: str = "label"
     allow_fewer_shots: bool = False
+    class_names: list[str] | None = None
     output_dir: str | None = None
     overwrite_output_dir: bool = False
     checkpointing_steps: int | Literal["epoch"] | None = None
@@ -145,26 +150,40 @@ def _check_positive_int(name: str, value, hint: str = "") -> None:
 
 # --------------------------------------------------------------------------------------------------------- checks
 def check_dataset(model, dataset, config: FinetuneConfig) -> None:
-    """Raise a `ValueError` for a missing train/validation split, a missing column, or classes that differ from the
-    model's (naming them)."""
+    """Raise a `ValueError` for a missing train/validation split, a missing column, splits with different classes,
+    or classes that differ from the model's (naming them)."""
     require_split(dataset, "train", "--train_dir")
     require_split(dataset, "validation", "--validation_dir")
     model_names = [model.config.id2label[i] for i in range(model.num_classes)]
+    renamed = config.class_names is not None
+    if renamed and list(config.class_names) != model_names:
+        raise ValueError(f"`class_names` {list(config.class_names)} are not the model's classes {model_names}.")
+    reference = dataset_class_names(dataset["train"], config.label_column)
     for split_name, split in dataset.items():
         check_columns(split, config.image_column, config.label_column)
         names = dataset_class_names(split, config.label_column)
         if names is None or names == model_names:
             continue
+        if names != reference:
+            raise ValueError(f"The `{split_name}` split's classes {names} are not the `train` split's {reference}.")
+        if len(names) != len(model_names):
+            raise ValueError(
+                f"The `{split_name}` split has {len(names)} classes {names}, the model {len(model_names)} "
+                f"{model_names}. Fine-tune a model built for this dataset's classes."
+            )
+        if renamed:  # declared: label i of the dataset is the model's class i
+            continue
         only_data = [n for n in names if n not in model_names]
         only_model = [n for n in model_names if n not in names]
-        if not only_data and not only_model:
+        if not only_data:
             raise ValueError(
                 f"The `{split_name}` split lists the model's classes in another order: {names} (the model: "
                 f"{model_names}); its label indices would point at the wrong classes."
             )
         raise ValueError(
             f"The `{split_name}` split's classes differ from the model's: only in the dataset: {only_data}; only in "
-            f"the model: {only_model}. Fine-tune a model built for this dataset's classes."
+            f"the model: {only_model}. If the model renamed this dataset's classes (label i is the model's class i), "
+            "pass the model's names as `class_names` (`--class_names`)."
         )
 
 

@@ -33,6 +33,7 @@ from hf_tip import TipAdapterForImageClassification, training
 from hf_tip.loading import load_image_dataset
 from hf_tip.training import (
     FinetuneConfig,
+    check_dataset,
     check_output_dir,
     create_optimizer_and_scheduler,
     encode_view_bank,
@@ -348,10 +349,23 @@ def test_dataset_errors_name_the_problem(adapter, image_dataset, accelerator):
     with pytest.raises(
         ValueError, match=r"only in the dataset: \['purple dots'\]; only in the model: \['blue stripes'\]"
     ):
-        finetune(adapter, DatasetDict(train=image_dataset, validation=other), config, accelerator)
+        finetune(adapter, DatasetDict(train=other, validation=other), config, accelerator)
     shuffled = weak_dataset(3, 0, names=CLASS_NAMES[::-1])
-    with pytest.raises(ValueError, match=r"`validation` split lists the model's classes in another order"):
-        finetune(adapter, DatasetDict(train=image_dataset, validation=shuffled), config, accelerator)
+    with pytest.raises(ValueError, match=r"`train` split lists the model's classes in another order"):
+        finetune(adapter, DatasetDict(train=shuffled, validation=shuffled), config, accelerator)
+    two = weak_dataset(3, 0, names=CLASS_NAMES[:2])
+    with pytest.raises(ValueError, match=r"`train` split has 2 classes .* the model 3"):
+        finetune(adapter, DatasetDict(train=two, validation=two), config, accelerator)
+    renamed = weak_dataset(3, 0, names=["r", "g", "b"])  # e.g. a preset's prompt names for folder names
+    with pytest.raises(ValueError, match=r"pass the model's names as `class_names`"):
+        check_dataset(adapter, DatasetDict(train=renamed, validation=renamed), config)
+    check_dataset(adapter, DatasetDict(train=renamed, validation=renamed), FinetuneConfig(class_names=CLASS_NAMES))
+    with pytest.raises(ValueError, match=r"`class_names` \['r', 'g', 'b'\] are not the model's classes"):
+        check_dataset(adapter, DatasetDict(train=renamed, validation=renamed), FinetuneConfig(class_names=list("rgb")))
+    with pytest.raises(
+        ValueError, match=r"`validation` split's classes \['r', 'g', 'b'\] are not the `train` split's"
+    ):
+        check_dataset(adapter, DatasetDict(train=image_dataset, validation=renamed), config)
     with pytest.raises(ValueError, match=r"Column\(s\) \['img'\] not found"):
         finetune(
             adapter, DatasetDict(train=image_dataset, validation=image_dataset), FinetuneConfig(image_column="img")
