@@ -163,6 +163,7 @@ def render_model_card(
         model_name=model_name,
         repo_id=model_id,
         base_model=base_model,
+        backbone=config.clip_name_or_path,
         dataset_name=_hub_model_id(dataset),
         num_classes=len(labels),
         class_names=list(enumerate(labels)),
