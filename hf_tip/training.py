@@ -92,6 +92,15 @@ class FinetuneConfig:
         feature_cache_dir (`str`, *optional*): safetensors cache of the validation/test features.
         dataset_name (`str`, *optional*): the Hub dataset id, recorded in the model card.
         command (`str`, *optional*): the command line of the run, recorded in the model card.
+
+    Example:
+
+    ```python
+    >>> from hf_tip.training import FinetuneConfig
+    >>> config = FinetuneConfig(num_shots=16, num_train_epochs=100, output_dir="tip-f", checkpointing_steps="epoch")
+    >>> config.adam_epsilon, config.per_device_train_batch_size
+    (0.0001, 256)
+    ```
     """
 
     num_shots: int | None = None
