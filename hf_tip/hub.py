@@ -18,7 +18,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from transformers.dynamic_module_utils import get_relative_imports
 
 from .configuration_tip_adapter import TipAdapterConfig
-from .model_card import is_generated, read_card_data, render_model_card, write_model_card
+from .model_card import is_generated, read_card_data, render_model_card
 
 # Every file the loaders ask for: AutoImageProcessor / pipeline read both processor_config.json (v5, nested) and the
 # legacy preprocessor_config.json; CLIPTokenizer reads the tokenizer files.
@@ -96,6 +96,7 @@ def push_folder(
     create_pr: bool = False,
     commit_message: str | None = None,
     commit_description: str | None = None,
+    tags: list[str] | None = None,
 ) -> CommitInfo:
     r"""
     Upload a saved Tip-Adapter folder to a Hub model repository, in one commit.
@@ -112,6 +113,7 @@ def push_folder(
         revision (`str`, *optional*): branch to commit to (created from `main` when missing).
         create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead of committing.
         commit_message (`str`, *optional*), commit_description (`str`, *optional*): the commit's text.
+        tags (`list[str]`, *optional*): tags added to the generated card's metadata.
 
     Returns:
         [`huggingface_hub.CommitInfo`] of the commit (its `oid` is the revision to pin).
@@ -130,7 +132,7 @@ def push_folder(
     card: bytes | Path | None = local_card  # a user's own README.md in the folder goes up as it is
     if local_text is None or is_generated(local_text):
         config = TipAdapterConfig.from_pretrained(folder)
-        card = str(render_model_card(config, read_card_data(local_text or ""), model_id=repo_id)).encode()
+        card = str(render_model_card(config, read_card_data(local_text or ""), repo_id, tags)).encode()
     if "README.md" in remote_files and card is not None:
         with tempfile.TemporaryDirectory() as tmp:
             remote = Path(api.hf_hub_download(repo_id, "README.md", revision=revision, local_dir=tmp))
@@ -181,10 +183,9 @@ def push_model(
     max_shard_size: int | str | None = "50GB",
     tags: list[str] | None = None,
 ) -> CommitInfo:
-    """`model.save_pretrained` into a temporary folder, the card rendered for `repo_id`, then [`push_folder`]."""
+    """`model.save_pretrained` into a temporary folder, then [`push_folder`] (which renders the card for `repo_id`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp, max_shard_size=max_shard_size)
-        write_model_card(model, tmp, model_id=repo_id, tags=tags)
+        model.save_pretrained(tmp, max_shard_size=max_shard_size)  # its card is re-rendered for `repo_id` on upload
         return push_folder(
             tmp,
             repo_id,
@@ -194,6 +195,7 @@ def push_model(
             create_pr=create_pr,
             commit_message=commit_message,
             commit_description=commit_description,
+            tags=tags,
         )
 
 

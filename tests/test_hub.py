@@ -376,3 +376,14 @@ def test_cli_push_uploads_a_saved_folder(hub_api, adapter, tmp_path, capsys):
     assert cli_main(["push", str(folder), "--hub_model_id", repo_id]) == 1
     error = capsys.readouterr().err
     assert "cache.py" in error and "preprocessor_config.json" in error
+
+
+def test_save_pretrained_push_to_hub_and_tags(hub_api, adapter, tmp_path):
+    """`save_pretrained(folder, push_to_hub=True, repo_id=...)` pushes the same complete repo; `tags` reach the card."""
+    repo_id = "hf-tip-tests/saved-and-pushed"
+    adapter.save_pretrained(tmp_path / "out", push_to_hub=True, repo_id=repo_id)
+    assert missing_files(hub_api.repo_dir(repo_id)) == []
+    assert f'model="{repo_id}"' in (hub_api.repo_dir(repo_id) / "README.md").read_text()
+    adapter.push_to_hub(repo_id, tags=["textiles"])
+    card = ModelCard.load(hub_api.repo_dir(repo_id) / "README.md")
+    assert {"textiles", "tip-adapter"} <= set(card.data.tags)
