@@ -48,7 +48,7 @@ def grid_search(
         affinities = affinity(feats, cache_keys)  # [b,NK], once per chunk
         for i, beta in enumerate(betas):
             cache = cache_logits(affinities, cache_labels, num_classes, beta)  # [b,C]
-            logits = clip + alpha_t * cache  # every α at once: [nA,b,C]
+            logits = (alpha_t * cache).add_(clip)  # every α at once, in one [nA,b,C] buffer (= clip + α·cache)
             correct[i] += (logits.argmax(-1) == target).sum(-1)
     best = int(torch.argmax(correct.flatten()))  # first maximum in (β, α) order
     i, j = divmod(best, len(alphas))
