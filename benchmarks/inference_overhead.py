@@ -1,0 +1,100 @@
+"""Inference overhead: Tip-Adapter's forward vs the bare CLIP image forward on the same pixel batch.
+
+For each cache size (1 / 16 / 128 shots × 1000 classes: 1k, 16k — ImageNet 16-shot — and 128k entries) a
+Tip-Adapter shares one ViT-B/32-size CLIP (random weights: only the arithmetic is timed). Every round runs the bare
+encoder (`features.encode_images`), each adapter's `forward(pixel_values=...)` and each adapter's head alone
+(`forward(image_embeds=...)`), in rotating order. Two ratios per cache size:
+
+* measured: median Tip-Adapter forward / median bare CLIP forward (what a user sees; noisy on a shared machine);
+* from parts: 1 + median head time / median bare CLIP time (the same overhead, from the small, steadier head timing).
+
+    python benchmarks/inference_overhead.py
+    python benchmarks/inference_overhead.py --backbone tiny --num_classes 10 --shots 1 4 --batch_size 2 --repeats 2
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import torch
+from harness import (
+    Row,
+    base_parser,
+    environment,
+    median,
+    report,
+    seconds,
+    setup,
+    summary,
+    synthetic_adapter,
+    time_interleaved,
+)
+
+from hf_tip.backbones import random_clip
+from hf_tip.features import encode_images
+
+BENCHMARK = "inference overhead"
+TARGETS = {16_000: 1.01, 128_000: 1.05}  # cache entries -> the largest acceptable forward-time ratio
+# tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful
+QUICK_ARGS = ["--backbone", "tiny", "--num_classes", "10", "--shots", "1", "16", "--batch_size", "2", "--repeats", "1"]
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--backbone", choices=["tiny", "small", "vit-b-32"], default="vit-b-32")
+    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--shots", type=int, nargs="+", default=[1, 16, 128], help="Cache entries per class.")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.set_defaults(repeats=5)
+    return parser.parse_args(argv)
+
+
+def run(args) -> list[Row]:
+    device = setup(args)
+    clip, _ = random_clip(args.backbone, seed=args.seed)
+    clip = clip.to(device)
+    adapters = {
+        shots * args.num_classes: synthetic_adapter(clip, args.num_classes, shots, args.seed, device)[0]
+        for shots in args.shots
+    }
+    size = clip.config.vision_config.image_size
+    generator = torch.Generator().manual_seed(args.seed)
+    pixel_values = torch.randn(args.batch_size, 3, size, size, generator=generator).to(device)
+    with torch.no_grad():
+        image_embeds = encode_images(clip, pixel_values)
+
+    contenders = {"clip": lambda: encode_images(clip, pixel_values)}
+    for entries, model in adapters.items():
+        contenders[f"tip@{entries}"] = lambda model=model: model(pixel_values=pixel_values)
+        contenders[f"head@{entries}"] = lambda model=model: model(image_embeds=image_embeds)
+    with torch.no_grad():
+        times = time_interleaved(contenders, args.repeats, device)
+    clip_s = median(times["clip"])
+    rows = []
+    for entries in adapters:
+        tip_s, head_s = median(times[f"tip@{entries}"]), median(times[f"head@{entries}"])
+        target = TARGETS.get(entries)
+        setting = f"{entries:,} entries, {args.num_classes} classes; {args.backbone}, batch {args.batch_size}"
+        details = {
+            "clip": summary(times["clip"]),
+            "tip_adapter": summary(times[f"tip@{entries}"]),
+            "head_only": summary(times[f"head@{entries}"]),
+        }
+        measured = f"Tip {seconds(tip_s)} · CLIP {seconds(clip_s)}"
+        parts = f"head {seconds(head_s)} · CLIP {seconds(clip_s)}"
+        rows.append(Row(BENCHMARK, setting, "forward time: Tip-Adapter / CLIP", tip_s / clip_s, target, "max",
+                        measured, details))  # fmt: skip
+        rows.append(Row(BENCHMARK, setting, "1 + head time / CLIP time", 1 + head_s / clip_s, target, "max", parts))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    command = "python benchmarks/inference_overhead.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    rows = run(args)
+    return report("inference_overhead", rows, environment(torch.device(args.device)), args, command.strip())
+
+
+if __name__ == "__main__":
+    main()
