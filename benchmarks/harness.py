@@ -119,8 +119,8 @@ def megabytes(value: float) -> str:
 
 
 def summary(times: list[float]) -> dict[str, float]:
-    """Median, min and max of a list of seconds, rounded for the JSON."""
-    return {"median_s": round(median(times), 6), "min_s": round(min(times), 6), "max_s": round(max(times), 6)}
+    """Median, min and max of a list of seconds."""
+    return {"median_s": median(times), "min_s": min(times), "max_s": max(times), "runs": len(times)}
 
 
 # ---------------------------------------------------------------------------------------------------------- memory
