@@ -29,11 +29,15 @@ def one_hot_values(cache_labels: torch.Tensor, num_classes: int, dtype: torch.dt
     return F.one_hot(cache_labels, num_classes).to(dtype)
 
 
-def cache_logits(affinities: torch.Tensor, cache_labels: torch.Tensor, num_classes: int, beta: float) -> torch.Tensor:
-    """exp(-β (1 - A)) L for affinities A [B,NK] and key classes [NK] -> [B,C]."""
-    weights = affinities.sub(1.0).mul_(beta).exp_()  # exp(β (A - 1)) = exp(-β (1 - A)) bit for bit, in one buffer: [B,NK]
-    out = weights.new_zeros(weights.shape[0], num_classes)
-    return out.index_add(1, cache_labels, weights)  # sums the weights of each class's keys: [B,NK] -> [B,C]
+def cache_logits(
+    affinities: torch.Tensor, cache_labels: torch.Tensor, num_classes: int, beta: float, keys_dim: int = -1
+) -> torch.Tensor:
+    """exp(-β (1 - A)) L for affinities A [B,NK] and key classes [NK] -> [B,C]; with `keys_dim=0`, for A given as
+    [NK,B] -> [C,B] (the same values; the scatter-add then adds contiguous rows, several times faster)."""
+    weights = affinities.sub(1.0).mul_(beta).exp_()  # exp(β (A - 1)) = exp(-β (1 - A)) bit for bit, in one buffer
+    shape = list(weights.shape)
+    shape[keys_dim] = num_classes
+    return weights.new_zeros(shape).index_add(keys_dim, cache_labels, weights)  # sums each class's keys' weights
 
 
 def zero_shot_logits(
