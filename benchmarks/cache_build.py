@@ -2,8 +2,9 @@
 
 `build_cache` draws `augment_epochs` augmented views of every image (random resized crop + flip, PIL, on a worker
 thread while the previous batch is encoded), encodes them and averages. The raw encoder (`features.encode_images`)
-gets pre-made pixel batches of the same shapes, so the ratio raw time / build time is the fraction of the encoder's
-throughput that the cache build keeps: 1.0 means augmentation and bookkeeping are fully hidden behind encoding.
+gets the same views as pre-made pixel batches (augmented and stacked before the clock starts, in the same tensor
+layout), so raw time / build time is the fraction of the encoder's throughput that the cache build keeps: 1.0 means
+augmentation and bookkeeping are fully hidden behind encoding.
 
     python benchmarks/cache_build.py
     python benchmarks/cache_build.py --backbone tiny --num_images 8 --augment_epochs 2 --repeats 1
@@ -28,7 +29,8 @@ from harness import (
 )
 
 from hf_tip.backbones import random_clip
-from hf_tip.features import encode_images
+from hf_tip.data import augment, to_pixel_values
+from hf_tip.features import encode_images, view_generator
 
 TARGET = 0.9
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful
@@ -65,13 +67,15 @@ def run(args) -> list[Row]:
     model.processor = processor  # build_cache takes the crop size, mean and std from it
     images = random_images(args.num_images, tuple(args.image_size), args.seed)
     labels = [i % num_classes for i in range(args.num_images)]
-    size = clip.config.vision_config.image_size
-    generator = torch.Generator().manual_seed(args.seed)
+    size, mean, std = model._image_geometry()
     batches = [
-        torch.randn(min(args.batch_size, args.num_images - start), 3, size, size, generator=generator)
-        for _ in range(args.augment_epochs)
+        to_pixel_values(
+            [augment(images[i], size, view_generator(args.seed, epoch, i)) for i in range(start, stop)], mean, std
+        )
+        for epoch in range(args.augment_epochs)
         for start in range(0, args.num_images, args.batch_size)
-    ]  # the shapes build_cache encodes: `augment_epochs` passes of `num_images` in batches
+        for stop in [min(start + args.batch_size, args.num_images)]
+    ]  # what build_cache encodes (the same views, batches and tensor layout), made before the clock starts
 
     def build() -> None:
         model.build_cache(
