@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--num_classes", type=int, default=1000)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 16, 128], help="Cache entries per class.")
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.set_defaults(repeats=5)
+    parser.set_defaults(repeats=7)
     return parser.parse_args(argv)
 
 
