@@ -491,16 +491,32 @@ def _accuracies(accelerator, model, embeds, labels, training_free: tuple[torch.T
     }
 
 
-def _build_training_free(accelerator, model, train_dataset, config: FinetuneConfig, val_embeds, val_labels) -> None:
-    """Make a zero-shot model (empty cache) a training-free Tip-Adapter: `build_cache` on the few-shot set, then
-    `search_hyperparameters` on validation; then make keys and α/β bit-identical on every process."""
+def _build_training_free(
+    accelerator, model, train_dataset, config: FinetuneConfig, val_embeds, val_labels, bank=None, labels=None
+) -> None:
+    """Make a zero-shot model (empty cache) a training-free Tip-Adapter, then search α/β on validation; then make
+    keys and α/β bit-identical on every process.
+
+    The cache keys are the mean of the raw features of `augment_epochs` augmented views: views `0..E-1` of the
+    feature bank are exactly those (`view_generator(seed, view, index)` on the same few-shot set in the same order),
+    so with a bank of at least `E` views the cache costs no encoding at all; otherwise `build_cache` encodes them.
+    """
     if model.cache_keys.shape[0] == 0:
         logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
-        model.build_cache(
-            train_dataset, num_shots=config.num_shots or model.config.num_shots, augment_epochs=config.augment_epochs,
-            seed=config.seed, image_column=config.image_column, label_column=config.label_column,
-            allow_fewer_shots=config.allow_fewer_shots, show_progress=accelerator.is_local_main_process,
-        )  # fmt: skip
+        epochs = config.augment_epochs or model.config.augment_epochs
+        if bank is not None and bank.shape[0] >= epochs:
+            total = torch.zeros_like(bank[0])
+            for view in range(epochs):  # summed pass by pass, then divided, as `build_cache` does
+                total += bank[view]
+            model.set_cache(total / epochs, labels)
+            model.config.augment_epochs = epochs
+            model.config.num_shots = config.num_shots or model.config.num_shots
+        else:
+            model.build_cache(
+                train_dataset, num_shots=config.num_shots or model.config.num_shots, augment_epochs=epochs,
+                seed=config.seed, image_column=config.image_column, label_column=config.label_column,
+                allow_fewer_shots=config.allow_fewer_shots, show_progress=accelerator.is_local_main_process,
+            )  # fmt: skip
         model.search_hyperparameters(val_embeds, val_labels)
     if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
         with torch.no_grad():
@@ -567,14 +583,17 @@ def finetune(
 
     # validation features once; the training-free adapter; the few-shot set
     val_embeds, val_labels = encode_split(accelerator, model, dataset["validation"], config)
-    _build_training_free(accelerator, model, dataset["train"], config, val_embeds, val_labels)
-    training_free = (model.cache_keys.detach().clone(), model.config.alpha, model.config.beta)
     images, labels = sample_training_set(model, dataset["train"], config)
+    num_views = config.num_augmented_views or config.augment_epochs or model.config.augment_epochs
+    bank = None  # the augmented views, encoded once: they train the keys and (from a backbone) build the cache
+    if not config.online_augmentation:
+        bank = encode_view_bank(accelerator, model, images, num_views, config.seed, config.encode_batch_size)
+    _build_training_free(accelerator, model, dataset["train"], config, val_embeds, val_labels, bank, labels)
+    training_free = (model.cache_keys.detach().clone(), model.config.alpha, model.config.beta)
 
     # only the keys train, at the training α/β
     model.enable_key_finetuning()
     model.config.alpha, model.config.beta = alpha, beta
-    num_views = config.num_augmented_views or model.config.augment_epochs
     train_batch_size = config.per_device_train_batch_size * accelerator.num_processes
     steps_per_epoch = math.ceil(len(labels) / train_batch_size)
     total_steps = steps_per_epoch * config.num_train_epochs
@@ -612,9 +631,6 @@ def finetune(
             logger.info(f"Resuming from {resume}", main_process_only=True)
             accelerator.load_state(str(resume))
             bar.update(progress.completed_steps)
-        bank = None
-        if not config.online_augmentation and progress.completed_steps < total_steps:
-            bank = encode_view_bank(accelerator, model, images, num_views, config.seed, config.encode_batch_size)
         for epoch in range(progress.completed_steps // steps_per_epoch, config.num_train_epochs):
             train_epoch(
                 accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=train_batch_size,

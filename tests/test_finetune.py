@@ -302,6 +302,36 @@ def test_online_augmentation_trains_on_the_same_views_as_the_bank(adapter, accel
     assert (keys[False, 5] - adapter.cache_keys).abs().max() > 1e-3
 
 
+def test_cache_from_the_view_bank_equals_build_cache(tiny_clip, accelerator, monkeypatch):
+    """From a backbone, the training-free keys come from the bank's first `augment_epochs` views: the same keys as
+    `build_cache` (up to the batch composition of the CLIP forwards), with no second encoding of the few-shot set."""
+    from datasets import DatasetDict
+
+    clip, processor = tiny_clip
+    dataset = DatasetDict(train=weak_dataset(4, seed=7), validation=weak_dataset(2, seed=8))
+
+    def fresh():
+        return TipAdapterForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor, alpha=1.0, beta=2.0)
+
+    reference = fresh().build_cache(dataset["train"], num_shots=3, augment_epochs=2, seed=9, show_progress=False)
+    model = fresh()
+    monkeypatch.setattr(model, "build_cache", lambda *a, **k: pytest.fail("the cache was encoded a second time"))
+    searched_keys = []  # the keys at each α/β search: the first one is the training-free adapter's
+    search = model.search_hyperparameters
+    monkeypatch.setattr(
+        model,
+        "search_hyperparameters",
+        lambda *a, **k: searched_keys.append(model.cache_keys.detach().clone()) or search(*a, **k),
+    )
+    config = FinetuneConfig(num_shots=3, augment_epochs=2, num_augmented_views=3, seed=9, num_train_epochs=1,
+                            per_device_train_batch_size=4)  # fmt: skip
+    results = finetune(model, dataset, config, accelerator)
+    torch.testing.assert_close(searched_keys[0], reference.cache_keys, atol=1e-6, rtol=0)
+    assert torch.equal(model.cache_labels, reference.cache_labels)
+    assert model.config.augment_epochs == 2 and model.config.num_shots == 3
+    assert results["num_examples"] == 9
+
+
 def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, accelerator, monkeypatch):
     """Planted: on this data the validation curve peaks before the last epoch, so "last" and "best" differ."""
     from datasets import DatasetDict
