@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
 from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
@@ -65,7 +65,8 @@ def random_clip(size: Literal["tiny", "small", "vit-b-32"] = "tiny", seed: int =
     )
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
-    image_processor = CLIPImageProcessor(
+    # the PIL backend by name: the same pixels with or without torchvision, and no fallback warning at import
+    image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": image},
         crop_size={"height": image, "width": image},
         image_mean=list(OPENAI_CLIP_MEAN),

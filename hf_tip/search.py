@@ -45,7 +45,9 @@ def grid_search(
     for start in range(0, num_samples, chunk):
         feats, target = image_embeds[start : start + chunk], labels[start : start + chunk]
         clip = zero_shot_logits(feats, zero_shot_weights, logit_scale)  # [b,C]
-        affinities = affinity(feats, cache_keys).t().contiguous()  # [NK,b], once per chunk; keys-major, so each β adds contiguous rows
+        affinities = (
+            affinity(feats, cache_keys).t().contiguous()
+        )  # [NK,b], once per chunk; keys-major, so each β adds contiguous rows
         for i, beta in enumerate(betas):
             cache = cache_logits(affinities, cache_labels, num_classes, beta, keys_dim=0).t().contiguous()  # [b,C]
             logits = (alpha_t * cache).add_(clip)  # every α at once, in one [nA,b,C] buffer (= clip + α·cache)
