@@ -37,10 +37,11 @@ from accelerate.utils import broadcast, broadcast_object_list, gather_object
 from PIL import Image
 from tqdm.auto import tqdm
 
+from . import procedure
 from .cache import tip_logits
 from .data import check_columns, dataset_class_names, sample_few_shot
 from .evaluation import compute_accuracy
-from .features import encode_dataset, iter_augmented_features
+from .features import iter_augmented_features
 from .loading import require_split
 
 logger = get_logger(__name__)
@@ -308,20 +309,17 @@ def encode_split(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features [N,D] and labels [N] of a split (eval transform), sharded across processes and
     gathered; on the accelerator's device."""
-    if model.processor is None:
-        raise ValueError("The model has no processor: set `model.processor` (a CLIPProcessor) to encode images.")
     shard = _shard(accelerator, range(len(dataset)))
     embeds, labels = torch.zeros(0, model.zero_shot_weights.shape[1]), torch.zeros(0, dtype=torch.long)
     if shard:
         with accelerator.autocast():
-            embeds, labels = encode_dataset(
-                model.clip,
-                model.processor.image_processor,
+            embeds, labels = procedure.encode_split(
+                model,
                 dataset.select(shard),
-                config.image_column,
-                config.label_column,
+                image_column=config.image_column,
+                label_column=config.label_column,
+                feature_cache_dir=config.feature_cache_dir,
                 batch_size=config.encode_batch_size,
-                cache_dir=config.feature_cache_dir,
                 show_progress=accelerator.is_local_main_process,
             )
     device = accelerator.device

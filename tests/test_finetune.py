@@ -29,7 +29,7 @@ from conftest import CLASS_NAMES, make_images
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_tip import TipAdapterForImageClassification, training
+from hf_tip import TipAdapterForImageClassification, procedure
 from hf_tip.loading import load_image_dataset
 from hf_tip.training import (
     FinetuneConfig,
@@ -340,7 +340,7 @@ def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, 
     model = TipAdapterForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
     dataset = DatasetDict(train=weak_dataset(6, 1), validation=weak_dataset(10, 2), test=weak_dataset(7, 3))
     events, snapshots = [], {}
-    real_encode = training.encode_dataset
+    real_encode = procedure.encode_dataset  # every split encoding of a run goes through procedure.encode_split
 
     def spy_encode(clip, image_processor, split, *args, **kwargs):
         events.append(("encode", len(split)))
@@ -351,7 +351,7 @@ def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, 
         if completed % 3 == 0:  # an epoch end: its evaluation is done, its keys are final
             snapshots[completed // 3 - 1] = model.cache_keys.detach().clone()
 
-    monkeypatch.setattr(training, "encode_dataset", spy_encode)
+    monkeypatch.setattr(procedure, "encode_dataset", spy_encode)
     config = FinetuneConfig(
         num_shots=5, num_train_epochs=5, augment_epochs=2, num_augmented_views=2, per_device_train_batch_size=6,
         learning_rate=0.05, alpha=1.0, beta=2.0,
