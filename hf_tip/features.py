@@ -127,11 +127,17 @@ def _pixel_batches(images: Sequence, image_processor, batch_size: int) -> Iterat
 
 
 def backbone_fingerprint(clip) -> str:
-    """A short hash identifying a CLIP backbone's image tower: its config and a sample of its weights."""
+    """A short hash identifying what a CLIP backbone's image tower computes: its config, the dtype and autocast state
+    it runs in, and a strided sample (up to 4096 values) of every one of its weights."""
+    device_type = clip.logit_scale.device.type
+    autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
     digest = hashlib.sha256(clip.config.vision_config.to_json_string().encode())
-    digest.update(str(clip.config.projection_dim).encode())
-    for tensor in (clip.visual_projection.weight, clip.vision_model.embeddings.patch_embedding.weight):
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes()[: 1 << 20])
+    digest.update(f"{clip.config.projection_dim}|{clip.dtype}|autocast={autocast}".encode())
+    tower = [*clip.vision_model.named_parameters(), *clip.visual_projection.named_parameters()]
+    for name, tensor in tower:
+        flat = tensor.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+        digest.update(f"{name}{tuple(tensor.shape)}".encode() + sample.tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -57,7 +58,6 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
     def __init__(self, config: TipAdapterConfig, clip: CLIPModel | None = None):
         super().__init__(config)
         self.clip = clip if clip is not None else CLIPModel(config.clip_config)
-        self.clip.requires_grad_(False)
         dim, size = config.clip_config.projection_dim, config.cache_size
         self.register_buffer("zero_shot_weights", torch.zeros(config.num_labels, dim), persistent=True)
         keys = torch.zeros(size, dim)
@@ -70,6 +70,7 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         # What the model card reports (see `hf_tip.model_card`); filled by `hf-tip build` and fine-tuning runs.
         self.card_data: dict = {}
         self.post_init()
+        self._freeze()
 
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
@@ -133,12 +134,13 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         )
         model.zero_shot_weights.copy_(weights)
         model.processor = processor
-        return model.eval()
+        return model.to(clip.device).eval()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """Load a saved Tip-Adapter, and its processor (as `model.processor`) when the folder or repo has one."""
         model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model._freeze()  # loading in transformers 5 makes every parameter trainable again
         # `trust_remote_code` travels on: the processor loader reads config.json, whose `auto_map` would otherwise
         # make transformers prompt for it again when the model was loaded as remote code.
         keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder", "trust_remote_code")
@@ -156,7 +158,14 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         if not kwargs.get("is_main_process", True):
             return
-        if self.processor is not None:
+        if self.processor is None:
+            warnings.warn(
+                f"The model has no processor (`model.processor` is None): {save_directory} gets no image processor or "
+                "tokenizer files, so `pipeline(...)` cannot load it. Set `model.processor` to a CLIPProcessor first.",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
             self.processor.save_pretrained(save_directory)
             # preprocessor_config.json too: AutoImageProcessor and pipelines still probe it, and transformers 4 reads it
             self.processor.image_processor.save_pretrained(save_directory)
@@ -224,6 +233,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             self.cache_keys = keys.clone()
         self.cache_labels = labels.to(device=device, dtype=torch.long).clone()
         self.config.cache_size = keys.shape[0]
+        counts = torch.bincount(self.cache_labels, minlength=self.num_classes)
+        if bool((counts == counts[0]).all()) and int(counts[0]) > 0:  # K shots of every class: the config says K
+            self.config.num_shots = int(counts[0])
         return self
 
     def build_cache(
@@ -296,9 +308,8 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             keys = self.cache_keys.detach().clone()
             del self._buffers["cache_keys"]
             self.cache_keys = nn.Parameter(keys)
-        self.requires_grad_(False)
-        self.cache_keys.requires_grad_(True)
         self.config.finetune_keys = True
+        self._freeze()
         return self
 
     # ---------------------------------------------------------------------------------------------------- inference
@@ -394,14 +405,15 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         if not torch.isfinite(image_embeds).all():
             raise ValueError("`image_embeds` holds NaN or inf values.")
         self._check_labels(labels)
-        embeds = normalize(image_embeds.to(self.zero_shot_weights))
+        # in float32 whatever the model's dtype: a half-precision grid and exp would change the choice
+        embeds = normalize(image_embeds.to(device=self.zero_shot_weights.device, dtype=torch.float32))
         result = grid_search(
             embeds,
             labels.to(embeds.device),
-            self.zero_shot_weights,
-            self.cache_keys.detach(),
+            self.zero_shot_weights.float(),
+            self.cache_keys.detach().float(),
             self.cache_labels,
-            self.clip.logit_scale.exp().to(embeds),
+            self.clip.logit_scale.exp().float(),
             tuple(search_scale or self.config.search_scale),
             tuple(search_step or self.config.search_step),
         )
@@ -409,6 +421,12 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         return result
 
     # ------------------------------------------------------------------------------------------------------ helpers
+    def _freeze(self) -> None:
+        """Only the cache keys of Tip-Adapter-F train: CLIP (and every buffer) stays frozen."""
+        self.requires_grad_(False)
+        if isinstance(self.cache_keys, nn.Parameter):
+            self.cache_keys.requires_grad_(True)
+
     def _check_labels(self, labels: torch.Tensor) -> None:
         """Raise when a label lies outside [0, num_labels)."""
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
@@ -422,8 +440,8 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         processor = getattr(self.processor, "image_processor", None)
         if processor is None:
             return self.config.clip_config.vision_config.image_size, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-        crop = getattr(processor, "crop_size", None) or {}
-        size = crop.get("height") if isinstance(crop, dict) else None
+        crop = getattr(processor, "crop_size", None)  # a dict in transformers 4, a SizeDict in 5
+        size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
         return (
             size or self.config.clip_config.vision_config.image_size,
             tuple(processor.image_mean or OPENAI_CLIP_MEAN),

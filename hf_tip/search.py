@@ -10,6 +10,10 @@ from .cache import affinity, cache_logits, one_hot_values, zero_shot_logits
 def search_grid(search_scale: tuple[float, float], search_step: tuple[int, int]) -> tuple[list[float], list[float]]:
     """The paper's grid: `i · (max - 0.1) / n + 0.1` for `i < n`, β first then α (the upper end is never reached)."""
     (beta_max, alpha_max), (n_beta, n_alpha) = search_scale, search_step
+    if not (beta_max > 0.1 and alpha_max > 0.1):
+        raise ValueError(f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}.")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (n_beta, n_alpha)):
+        raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
     betas = [i * (beta_max - 0.1) / n_beta + 0.1 for i in range(n_beta)]
     alphas = [i * (alpha_max - 0.1) / n_alpha + 0.1 for i in range(n_alpha)]
     return betas, alphas

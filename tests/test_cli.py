@@ -186,6 +186,7 @@ def test_output_dir_is_not_overwritten(tiny_clip_dir, folders, tmp_path, capsys)
         (["--template_set", "mnist"], "Unknown template set 'mnist'"),
         (["--class_names", "a", "b"], "`class_names` has 2 entries"),
         (["--templates", "no placeholder"], "needs a `{}`"),
+        (["--device", "abacus"], "--device 'abacus' is not a device torch knows"),
     ],
 )
 def test_build_errors_are_clean(tiny_clip_dir, folders, tmp_path, capsys, extra, message):

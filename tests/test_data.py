@@ -212,3 +212,28 @@ def test_feature_cache_survives_a_new_process_via_dataset_dict(tiny_clip, tmp_pa
         model, processor.image_processor, second["validation"], cache_dir=tmp_path / "f", show_progress=False
     )
     assert torch.equal(a[0], b[0]) and len(list((tmp_path / "f").iterdir())) == 1
+
+
+def test_backbone_fingerprint_sees_every_vision_weight_and_the_dtype(tiny_clip):
+    """Features cached for one backbone are never served to another: a change to any weight of the image tower
+    (not only the first ones), or another dtype, gives another key; the text tower does not matter."""
+    import copy
+
+    from hf_tip.features import backbone_fingerprint
+
+    clip, _ = tiny_clip
+    base = backbone_fingerprint(clip)
+    assert backbone_fingerprint(copy.deepcopy(clip)) == base
+    for name in (
+        "encoder.layers.1.mlp.fc2.bias",
+        "post_layernorm.weight",
+    ):
+        other = copy.deepcopy(clip)
+        with torch.no_grad():
+            dict(other.vision_model.named_parameters())[name].add_(1e-3)
+        assert backbone_fingerprint(other) != base, name
+    other = copy.deepcopy(clip)
+    with torch.no_grad():
+        other.text_model.final_layer_norm.bias.add_(1.0)
+    assert backbone_fingerprint(other) == base
+    assert backbone_fingerprint(copy.deepcopy(clip).to(torch.bfloat16)) != base

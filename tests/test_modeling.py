@@ -3,6 +3,8 @@ round trips (buffer and fine-tuned keys), the saved safetensors, Auto classes an
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from conftest import CLASS_NAMES, make_images
@@ -280,3 +282,52 @@ def test_a_zero_shot_model_round_trips_with_its_empty_cache(tiny_clip, tmp_path)
     assert torch.equal(loaded.zero_shot_weights, model.zero_shot_weights)
     with pytest.raises(ValueError, match="cache is empty"):
         loaded(image_embeds=torch.randn(1, clip.config.projection_dim))
+
+
+# ------------------------------------------------------------------------------------ frozen backbone, dtypes, geometry
+def test_only_the_keys_are_trainable_after_from_pretrained(adapter, tmp_path):
+    """transformers 5 loading turns `requires_grad` back on: from_pretrained freezes CLIP again."""
+    adapter.save_pretrained(tmp_path / "tip")
+    loaded = TipAdapterForImageClassification.from_pretrained(tmp_path / "tip")
+    assert [n for n, p in loaded.named_parameters() if p.requires_grad] == []
+    adapter.enable_key_finetuning().save_pretrained(tmp_path / "tip-f")
+    loaded = TipAdapterForImageClassification.from_pretrained(tmp_path / "tip-f")
+    assert [n for n, p in loaded.named_parameters() if p.requires_grad] == ["cache_keys"]
+    embeds = torch.randn(3, loaded.cache_keys.shape[1])
+    loaded(image_embeds=embeds, labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert loaded.cache_keys.grad is not None
+    assert all(p.grad is None for n, p in loaded.named_parameters() if n != "cache_keys")
+
+
+def test_search_runs_in_float32_on_a_half_precision_model(adapter):
+    from hf_tip.cache import normalize
+    from hf_tip.search import grid_search
+
+    embeds, labels = torch.randn(12, adapter.cache_keys.shape[1]), torch.arange(12) % 3
+    half = copy.deepcopy(adapter).to(torch.bfloat16)  # the fixture's CLIP is shared by the session
+    expected = grid_search(
+        normalize(embeds), labels, half.zero_shot_weights.float(), half.cache_keys.float(), half.cache_labels,
+        half.clip.logit_scale.exp().float(), (7.0, 3.0), (20, 10),
+    )  # fmt: skip
+    assert half.search_hyperparameters(embeds, labels, search_step=(20, 10)) == expected
+    assert half.config.alpha == expected["alpha"] and half.zero_shot_weights.dtype == torch.bfloat16
+
+
+def test_cache_views_follow_the_processors_crop_size(adapter):
+    """transformers 5 keeps `crop_size` as a SizeDict, not a dict: its height must still be read."""
+    from transformers import CLIPImageProcessorPil, CLIPProcessor
+
+    cropping = CLIPImageProcessorPil(crop_size={"height": 24, "width": 24})
+    adapter.processor = CLIPProcessor(image_processor=cropping, tokenizer=adapter.processor.tokenizer)  # not shared
+    assert not isinstance(adapter.processor.image_processor.crop_size, dict)
+    assert adapter._image_geometry()[0] == 24
+
+
+def test_num_shots_follows_the_cache_and_a_processorless_save_warns(adapter, tmp_path):
+    keys, labels = torch.randn(12, adapter.cache_keys.shape[1]), torch.arange(12) % 3
+    assert adapter.set_cache(keys, labels).config.num_shots == 4
+    adapter.set_cache(keys[:5], labels[:5])  # 2, 2, 1 per class: no single K, the config keeps its value
+    assert adapter.config.num_shots == 4
+    adapter.processor = None
+    with pytest.warns(UserWarning, match="no processor"):
+        adapter.save_pretrained(tmp_path / "bare")

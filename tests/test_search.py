@@ -157,3 +157,17 @@ def test_search_hyperparameters_writes_the_config(adapter):
     assert (adapter.config.alpha, adapter.config.beta) == (result["alpha"], result["beta"])
     logits = adapter(image_embeds=embeds).logits
     assert (logits.argmax(-1) == labels).float().mean().item() == pytest.approx(result["accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("scale", "step", "message"),
+    [
+        ((0.05, 3.0), (200, 20), "search_scale"),
+        ((7.0, 3.0), (0, 20), "search_step"),
+        ((7.0, 3.0), (2.5, 3), "search_step"),
+    ],
+)
+def test_a_bad_grid_names_the_argument(adapter, scale, step, message):
+    embeds, labels = torch.randn(6, adapter.cache_keys.shape[1]), torch.arange(6) % 3
+    with pytest.raises(ValueError, match=message):
+        adapter.search_hyperparameters(embeds, labels, search_scale=scale, search_step=step)

@@ -14,6 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
+
 from ..loading import load_image_dataset
 from ..procedure import create_adapter, fit_training_free, resolve_class_names
 from ..templates import PRESETS, get_preset, resolve_templates
@@ -73,7 +75,23 @@ def add_adapter_arguments(
     )
     group.add_argument("--feature_cache_dir", help="Store validation/test features here and reuse them on reruns.")
     group.add_argument("--batch_size", type=int, default=64, help="Images per forward pass (default: 64).")
+    add_device_argument(group)
     group.add_argument("--disable_tqdm", action="store_true", help="No progress bars.")
+
+
+def add_device_argument(parser) -> None:
+    """`--device`: where CLIP runs (default: cuda when available, else cpu)."""
+    parser.add_argument("--device", help="Where CLIP runs, e.g. cuda, cuda:1, mps, cpu (default: cuda if available).")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The `--device` asked for, else the first CUDA device when there is one, else the CPU."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device torch knows: {error}") from error
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -185,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     output_dir = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    device = resolve_device(args.device)  # a bad --device fails before any work
     preset = get_preset(args.template_set) if args.template_set else None
     dataset = load_image_dataset(
         args.dataset_name,
@@ -200,6 +219,7 @@ def _build(args: argparse.Namespace) -> int:
     config_kwargs = preset.config_kwargs() if preset is not None else {}
     config_kwargs["templates"] = resolve_templates(args.templates, args.template_set)
     model = create_adapter(args.model_name_or_path, labels, prompt_names=prompts, **config_kwargs)
+    model.to(device)
     results = fit_training_free(
         model,
         dataset,

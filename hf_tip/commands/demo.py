@@ -32,6 +32,7 @@ from .build import (
     command_line,
     fail,
     format_results,
+    resolve_device,
     saved_message,
     write_results,
 )
@@ -191,6 +192,7 @@ def previous_demo_output(path: Path) -> bool:
 def _demo(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir)
     check_output_dir(args.output_dir, args.overwrite_output_dir or previous_demo_output(output_dir))
+    device = resolve_device(args.device)  # a bad --device fails before any work
     dataset = textile_dataset(textile_root(args.data_dir), args.seed, args.max_eval_samples or None)
     templates = list(args.templates or TEMPLATES)
     labels = list(args.class_names or LABELS)
@@ -210,6 +212,7 @@ def _demo(args: argparse.Namespace) -> int:
             backbone_label = DEFAULT_BACKBONE
         model = create_adapter(loaded[0], labels, templates=templates, prompt_names=prompts, processor=loaded[1])
 
+    model.to(device)
     results = fit_training_free(
         model,
         dataset,

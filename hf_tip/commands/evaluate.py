@@ -13,7 +13,7 @@ from ..data import dataset_class_names
 from ..loading import load_image_dataset, require_split
 from ..modeling_tip_adapter import TipAdapterForImageClassification
 from ..procedure import encode_split, score, subsample
-from .build import add_dataset_arguments, fail
+from .build import add_dataset_arguments, add_device_argument, fail, resolve_device
 
 SPLIT_FLAGS = {"train": "--train_dir", "validation": "--validation_dir", "test": "--test_dir"}
 
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="Seeds the --max_eval_samples subset (default: 1).")
     parser.add_argument("--feature_cache_dir", help="Store the split's features here and reuse them on reruns.")
     parser.add_argument("--batch_size", type=int, default=64, help="Images per forward pass (default: 64).")
+    add_device_argument(parser)
     parser.add_argument("--output_file", help="Also write the JSON result to this file (must not exist yet).")
     parser.add_argument("--disable_tqdm", action="store_true", help="No progress bars.")
 
@@ -51,7 +52,8 @@ def load_model(name_or_path: str) -> TipAdapterForImageClassification:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.output_file is not None and os.path.exists(args.output_file):
         raise ValueError(f"--output_file {args.output_file!r} already exists; choose another path.")
-    model = load_model(args.model_name_or_path)
+    device = resolve_device(args.device)  # a bad --device fails before any work
+    model = load_model(args.model_name_or_path).to(device)
     dataset = load_image_dataset(
         args.dataset_name,
         args.dataset_config_name,
