@@ -1,4 +1,5 @@
-"""The `hf-tip` command: `hf-tip build | evaluate | finetune | push | demo` (each in `hf_tip/commands/`)."""
+"""The `hf-tip` command: `hf-tip build | evaluate | demo | push` (each in `hf_tip/commands/`). Tip-Adapter-F runs as
+`accelerate launch examples/finetune.py` (single or multi-process), over `hf_tip.training.finetune`."""
 
 from __future__ import annotations
 
