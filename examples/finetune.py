@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="The model's name for each dataset label, in label order, when they differ from the dataset's names.",
     )
     parser.add_argument(
-        "--alpha", type=float, help="alpha of the training loss (default: the template set's/model's)."
+        "--alpha", type=float, help="alpha > 0 of the training loss (default: the template set's/model's)."
     )
     parser.add_argument("--beta", type=float, help="beta of the training loss (default: the template set's/model's).")
     parser.add_argument(
@@ -93,7 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Re-encode fresh augmented views at every step (the paper's loop), not a feature bank encoded once.",
     )
-    parser.add_argument("--num_augmented_views", type=int, help="Views per image in the feature bank.")
+    parser.add_argument(
+        "--num_augmented_views",
+        type=int,
+        help="Views per image in the feature bank (drawn after the augment_epochs views of the cache).",
+    )
     parser.add_argument("--encode_batch_size", type=int, default=64, help="Images per CLIP forward when encoding.")
     parser.add_argument("--output_dir", required=True, help="Where to save the model, results and checkpoints.")
     parser.add_argument("--overwrite_output_dir", action="store_true", help="Replace a run already in output_dir.")

@@ -7,14 +7,17 @@ the validation split, α/β are searched again on it, and the test split (if any
 
 Two ways to draw the augmented views of an epoch, both exposed for benchmarks through `train_epoch`:
 
-- **feature bank** (default): `encode_view_bank` encodes `num_augmented_views` augmented views of every few-shot
-  image once (sharded across processes, then gathered) and epoch `e` trains on view `e % num_augmented_views`;
-- **online** (`online_augmentation=True`): each step re-encodes fresh views of its batch, as the paper's loop does.
+- **feature bank** (default): `encode_view_bank` encodes `V = num_augmented_views` augmented views of every few-shot
+  image once (sharded across processes, then gathered) and epoch `e` trains on view `E + (e % V)`;
+- **online** (`online_augmentation=True`): each step re-encodes fresh views of its batch (view `E + e`), as the
+  paper's loop does.
 
 View `v` of image `i` is drawn from `features.view_generator(seed, v, i)` in both, so with as many views as epochs
-the two paths train on the same features. The order of each epoch depends on `(seed, epoch)` only, and every
-process takes a contiguous slice of each global batch, so 1 and N processes with the same global batch follow the
-same trajectory.
+the two paths train on the same features. Views `0..E-1` (`E` = the model's `augment_epochs`) are the ones averaged
+into the cache keys (`build_cache`; from a backbone, `finetune` encodes them sharded itself), so training starts
+at view `E`: as in the paper, Tip-Adapter-F trains on fresh augmentations, not on the views of its initial keys.
+The order of each epoch depends on `(seed, epoch)` only, and every process takes a contiguous slice of each global
+batch, so 1 and N processes with the same global batch follow the same trajectory.
 """
 
 from __future__ import annotations
@@ -68,15 +71,18 @@ class FinetuneConfig:
         per_device_train_batch_size (`int`, *optional*, defaults to `256`):
             Examples per process and step; the global batch is this times the number of processes.
         seed (`int`, *optional*, defaults to `1`): seeds the few-shot sampling, the views and each epoch's order.
-        alpha (`float`, *optional*): α of the training loss; defaults to the model's `config.alpha` at the call.
-        beta (`float`, *optional*): β of the training loss; defaults to the model's `config.beta` at the call.
+        alpha (`float`, *optional*):
+            α of the training loss (> 0: at 0 the cache term, and so the keys' gradient, vanishes); defaults to the
+            model's `config.alpha` at the call.
+        beta (`float`, *optional*): β of the training loss (>= 0); defaults to the model's `config.beta` at the call.
         online_augmentation (`bool`, *optional*, defaults to `False`):
             Re-encode fresh views at every step (the paper's loop) instead of training on an encoded feature bank.
         num_augmented_views (`int`, *optional*):
-            Views per image in the feature bank; defaults to the model's `augment_epochs`. With
-            `num_augmented_views >= num_train_epochs` the bank holds exactly the online path's views.
+            Views per image in the feature bank (views `augment_epochs`, `augment_epochs + 1`, ..., after the
+            cache's); defaults to the model's `augment_epochs`. With `num_augmented_views >= num_train_epochs` the
+            bank holds exactly the online path's views.
         augment_epochs (`int`, *optional*):
-            Views averaged into each key when the model's cache is empty and is built first.
+            Views (`0..augment_epochs-1`) averaged into each key when the model's cache is empty and is built first.
         encode_batch_size (`int`, *optional*, defaults to `64`): images per CLIP forward when encoding.
         image_column (`str`, *optional*, defaults to `"image"`): the dataset's image column.
         label_column (`str`, *optional*, defaults to `"label"`): the dataset's label column.
@@ -139,10 +145,14 @@ class FinetuneConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
-        for name in ("weight_decay", "alpha", "beta"):
+        for name in ("weight_decay", "beta"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or not 0 <= value < math.inf):
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+        if self.alpha is not None and (not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < math.inf):
+            raise ValueError(
+                f"`alpha` must be a finite number > 0, got {self.alpha!r} (at 0 the keys get no gradient)."
+            )
         steps = self.checkpointing_steps
         if isinstance(steps, str) and steps.isdigit():
             self.checkpointing_steps = steps = int(steps)
@@ -266,21 +276,23 @@ def encode_view_bank(
     num_views: int,
     seed: int = 1,
     batch_size: int = 64,
+    first_view: int = 0,
 ) -> torch.Tensor:
     r"""
-    Raw CLIP features `[V, N, D]` of `num_views` augmented views of every image, encoded once: each process encodes a
-    contiguous shard, then all gather. View `v` of image `i` comes from `view_generator(seed, v, i)`, so the bank
-    is the same whatever the number of processes.
+    Raw CLIP features `[V, N, D]` (float32) of views `first_view .. first_view + num_views - 1` of every image,
+    encoded once: each process encodes a contiguous shard, then all gather. View `v` of image `i` comes from
+    `view_generator(seed, v, i)`, so the bank is the same whatever the number of processes. Views `0..E-1` are the
+    cache's (`build_cache` with `augment_epochs=E`); Tip-Adapter-F trains on a bank with `first_view=E`.
     """
     shard = _shard(accelerator, range(len(images)))
     local = torch.zeros(num_views, len(shard), model.zero_shot_weights.shape[1])
     views = iter_augmented_features(
         model.clip, [images[i] for i in shard], num_views, *model._image_geometry(), seed=seed, batch_size=batch_size,
-        indices=shard, show_progress=accelerator.is_local_main_process,
+        indices=shard, show_progress=accelerator.is_local_main_process, first_epoch=first_view,
     )  # fmt: skip
     with accelerator.autocast():
         for view, start, feats in views:
-            local[view, start : start + feats.shape[0]] = feats
+            local[view - first_view, start : start + feats.shape[0]] = feats
     return _gather(accelerator, local, dim=1).to(accelerator.device)
 
 
@@ -352,6 +364,7 @@ def train_epoch(
     encode_batch_size: int = 64,
     skip_steps: int = 0,
     on_step: Callable[[float], None] | None = None,
+    first_view: int = 0,
 ) -> float:
     r"""
     One epoch of Tip-Adapter-F over the few-shot set, on precomputed views or re-encoding them.
@@ -361,13 +374,17 @@ def train_epoch(
         model ([`TipAdapterForImageClassification`]): with trainable keys (`enable_key_finetuning()`).
         optimizer, scheduler: from [`create_optimizer_and_scheduler`] (the optimizer may be `accelerator.prepare`d).
         labels (`torch.LongTensor` of shape `[N]`): the class of each few-shot example.
-        epoch (`int`): the epoch index; it fixes the order and the view (`epoch % V` in the bank, `epoch` online).
+        epoch (`int`): the epoch index; it fixes the order and the view: view `first_view + epoch % V` (the bank's
+            `epoch % V`-th) with a bank, view `first_view + epoch` online.
         train_batch_size (`int`): the GLOBAL batch size; each process takes a contiguous slice of every batch.
         feature_bank (`torch.FloatTensor` of shape `[V, N, D]`, *optional*): from [`encode_view_bank`] (fast path).
         images (`list[PIL.Image.Image]`, *optional*): the few-shot images, re-encoded at each step (online path).
             Pass exactly one of `feature_bank` and `images`.
         skip_steps (`int`, *optional*, defaults to `0`): steps of this epoch already done (when resuming).
         on_step (`Callable[[float], None]`, *optional*): called with the global batch's loss after every step.
+        first_view (`int`, *optional*, defaults to `0`): the number of the first training view: the bank's
+            `first_view`, and the offset of the online views. `finetune` passes the cache's `augment_epochs`, so
+            training never sees the views averaged into the initial keys.
 
     Returns:
         `float`: the mean over the steps run of the global batch's cross-entropy (`nan` if none ran).
@@ -389,7 +406,8 @@ def train_epoch(
             if feature_bank is not None:
                 feats = feature_bank[epoch % feature_bank.shape[0], local]
             else:
-                feats = encode_views(accelerator, model, images, local, epoch, seed, encode_batch_size)
+                feats = encode_views(accelerator, model, images, local, first_view + epoch, seed, encode_batch_size)
+            feats = feats.to(model.zero_shot_weights)  # the head's device and dtype (a fp16/bf16 model)
             # the model's mean loss over this slice, weighted so that the summed gradient is the global batch's mean
             loss = model(image_embeds=feats, labels=labels[local]).loss * (len(local) / len(batch))
             accelerator.backward(loss)
@@ -474,8 +492,9 @@ def _accuracy(accelerator: Accelerator, logits: torch.Tensor, labels: torch.Tens
 @torch.no_grad()
 def _tip_accuracy(accelerator, model, embeds, labels, keys: torch.Tensor, alpha: float, beta: float) -> float:
     """Accuracy of the Tip logits of normalised features [N,D] for given keys [NK,D] and α/β."""
-    scale = model.clip.logit_scale.exp()
-    logits = tip_logits(embeds, model.zero_shot_weights, keys.detach(), model.cache_labels, scale, alpha, beta)
+    weights = model.zero_shot_weights  # features are float32: cast to the head's dtype (a fp16/bf16 model)
+    scale = model.clip.logit_scale.exp().to(weights)
+    logits = tip_logits(embeds.to(weights), weights, keys.detach().to(weights), model.cache_labels, scale, alpha, beta)
     return _accuracy(accelerator, logits, labels)
 
 
@@ -490,31 +509,25 @@ def _accuracies(accelerator, model, embeds, labels, training_free: tuple[torch.T
 
 
 def _build_training_free(
-    accelerator, model, train_dataset, config: FinetuneConfig, val_embeds, val_labels, bank=None, labels=None
+    accelerator, model, images, labels: torch.Tensor, config: FinetuneConfig, val_embeds, val_labels
 ) -> None:
     """Make a zero-shot model (empty cache) a training-free Tip-Adapter, then search α/β on validation; then make
     keys and α/β bit-identical on every process.
 
-    The cache keys are the mean of the raw features of `augment_epochs` augmented views: views `0..E-1` of the
-    feature bank are exactly those (`view_generator(seed, view, index)` on the same few-shot set in the same order),
-    so with a bank of at least `E` views the cache costs no encoding at all; otherwise `build_cache` encodes them.
+    The cache keys are the mean of the raw features of views `0..E-1` (`E` = `augment_epochs`), encoded sharded
+    across processes (`encode_view_bank`): the views `build_cache` draws on the same few-shot set in the same order,
+    summed pass by pass and divided as it does. Training then starts at view `E`.
     """
     if model.cache_keys.shape[0] == 0:
         logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
         epochs = config.augment_epochs or model.config.augment_epochs
-        if bank is not None and bank.shape[0] >= epochs:
-            total = torch.zeros_like(bank[0])
-            for view in range(epochs):  # summed pass by pass, then divided, as `build_cache` does
-                total += bank[view]
-            model.set_cache(total / epochs, labels)
-            model.config.augment_epochs = epochs
-            model.config.num_shots = config.num_shots or model.config.num_shots
-        else:
-            model.build_cache(
-                train_dataset, num_shots=config.num_shots or model.config.num_shots, augment_epochs=epochs,
-                seed=config.seed, image_column=config.image_column, label_column=config.label_column,
-                allow_fewer_shots=config.allow_fewer_shots, show_progress=accelerator.is_local_main_process,
-            )  # fmt: skip
+        views = encode_view_bank(accelerator, model, images, epochs, config.seed, config.encode_batch_size)
+        total = torch.zeros_like(views[0])
+        for view in range(epochs):  # summed pass by pass, then divided, as `build_cache` does
+            total += views[view]
+        model.set_cache(total / epochs, labels)
+        model.config.augment_epochs = epochs
+        model.config.num_shots = config.num_shots or model.config.num_shots
         model.search_hyperparameters(val_embeds, val_labels)
     if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
         with torch.no_grad():
@@ -534,12 +547,14 @@ def finetune(
     Tip-Adapter-F: fine-tune the cache keys of `model` on a few-shot set of `dataset["train"]`, pick the best epoch
     on `dataset["validation"]`, search α/β again on it, and report the test split (if any) once, at the end.
 
-    A model with an empty cache (fresh from `from_clip`) is first made a training-free Tip-Adapter:
-    `build_cache` on the same few-shot set, then `search_hyperparameters` on validation. The training loss uses
-    `config.alpha`/`config.beta`, else the α/β in `model.config` when `finetune` is called (the paper trains at its
-    initial α/β). The model is modified in place: its keys become the fine-tuned parameter (`config.finetune_keys`),
-    `config.alpha`/`beta` the searched values, and `model.card_data` describes the run. With `config.output_dir`,
-    the model is saved there (`save_pretrained`) with `all_results.json`.
+    A model with an empty cache (fresh from `from_clip`) is first made a training-free Tip-Adapter: the keys
+    `build_cache` would make from the same few-shot set (views `0..augment_epochs-1`, encoded sharded across
+    processes), then `search_hyperparameters` on validation. Training draws views from `augment_epochs` on, never
+    those of the cache. The training loss uses `config.alpha`/`config.beta`, else the α/β in `model.config` when
+    `finetune` is called (the paper trains at its initial α/β); that α must be > 0. The model is modified in place:
+    its keys become the fine-tuned parameter (`config.finetune_keys`), `config.alpha`/`beta` the searched values,
+    and `model.card_data` describes the run. With `config.output_dir`, the model is saved there (`save_pretrained`)
+    with `all_results.json`.
 
     Args:
         model ([`TipAdapterForImageClassification`]): with a processor (`model.processor`).
@@ -569,6 +584,13 @@ def finetune(
     started = time.perf_counter()
     check_dataset(model, dataset, config)
     check_output_dir(config)
+    alpha = config.alpha if config.alpha is not None else model.config.alpha
+    beta = config.beta if config.beta is not None else model.config.beta
+    if not alpha > 0:
+        raise ValueError(
+            f"The training alpha is {alpha!r} (`FinetuneConfig.alpha` unset: the model's `config.alpha`): at 0 the "
+            "cache term vanishes and the keys get no gradient. Pass `FinetuneConfig(alpha=...)` > 0 (`--alpha`)."
+        )
     resume = (
         find_checkpoint(config.output_dir, config.resume_from_checkpoint) if config.resume_from_checkpoint else None
     )
@@ -576,18 +598,19 @@ def finetune(
     if accelerator.is_main_process and config.output_dir and resume is None:
         shutil.rmtree(Path(config.output_dir) / CHECKPOINTS_DIR, ignore_errors=True)  # a replaced run's checkpoints
     model.to(accelerator.device).eval()
-    alpha = config.alpha if config.alpha is not None else model.config.alpha
-    beta = config.beta if config.beta is not None else model.config.beta
 
     # validation features once; the training-free adapter; the few-shot set
     val_embeds, val_labels = encode_split(accelerator, model, dataset["validation"], config)
     images, labels = sample_training_set(model, dataset["train"], config)
     num_views = config.num_augmented_views or config.augment_epochs or model.config.augment_epochs
-    bank = None  # the augmented views, encoded once: they train the keys and (from a backbone) build the cache
-    if not config.online_augmentation:
-        bank = encode_view_bank(accelerator, model, images, num_views, config.seed, config.encode_batch_size)
-    _build_training_free(accelerator, model, dataset["train"], config, val_embeds, val_labels, bank, labels)
+    _build_training_free(accelerator, model, images, labels, config, val_embeds, val_labels)
     training_free = (model.cache_keys.detach().clone(), model.config.alpha, model.config.beta)
+    first_view = model.config.augment_epochs  # views 0..E-1 made the cache: training draws fresh ones after them
+    bank = None  # the training views, encoded once
+    if not config.online_augmentation:
+        bank = encode_view_bank(
+            accelerator, model, images, num_views, config.seed, config.encode_batch_size, first_view=first_view
+        )
 
     # only the keys train, at the training α/β
     model.enable_key_finetuning()
@@ -601,6 +624,7 @@ def finetune(
         "num_examples": len(labels), "train_batch_size": train_batch_size, "num_train_epochs": config.num_train_epochs,
         "seed": config.seed, "learning_rate": config.learning_rate, "alpha": alpha, "beta": beta,
         "augmentation": "online" if config.online_augmentation else f"bank of {num_views} views",
+        "first_training_view": first_view,
     }  # fmt: skip
     progress = _Progress(model.cache_keys, signature)
     # The scheduler is registered, not prepared: a prepared one steps once per process at every step.
@@ -633,7 +657,7 @@ def finetune(
             train_epoch(
                 accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=train_batch_size,
                 seed=config.seed, feature_bank=bank, images=None if bank is not None else images,
-                encode_batch_size=config.encode_batch_size, on_step=step_done,
+                encode_batch_size=config.encode_batch_size, on_step=step_done, first_view=first_view,
                 skip_steps=progress.completed_steps - epoch * steps_per_epoch,
             )  # fmt: skip
             accuracy = _tip_accuracy(accelerator, model, val_embeds, val_labels, model.cache_keys, alpha, beta)
@@ -652,8 +676,12 @@ def finetune(
             after_step(epoch_end=True)
     finally:
         bar.close()
-        accelerator.free_memory()  # forgets the optimizer; and the registered objects: the accelerator is reusable
-        accelerator._custom_objects = [o for o in accelerator._custom_objects if o not in (scheduler, progress)]
+        # forget what this run registered, and only that: the caller's models, optimizers, ... and step stay, and
+        # the same accelerator can run `finetune` again
+        accelerator._optimizers = [o for o in accelerator._optimizers if o is not optimizer]
+        accelerator._custom_objects = [
+            o for o in accelerator._custom_objects if o is not scheduler and o is not progress
+        ]
 
     # the best validation epoch's keys, α/β searched again on validation
     with torch.no_grad():
@@ -667,6 +695,7 @@ def finetune(
         "num_processes": accelerator.num_processes, "num_shots": config.num_shots or model.config.num_shots,
         "num_examples": len(labels), "num_train_epochs": config.num_train_epochs, "train_batch_size": train_batch_size,
         "per_device_train_batch_size": config.per_device_train_batch_size, "augmentation": signature["augmentation"],
+        "first_training_view": first_view,
         "train_alpha": alpha, "train_beta": beta, "tip_adapter_alpha": training_free[1],
         "tip_adapter_beta": training_free[2], "alpha": model.config.alpha, "beta": model.config.beta,
         "best_epoch": progress.best_epoch, "keys_identical_across_processes": True,

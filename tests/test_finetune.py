@@ -29,7 +29,7 @@ from conftest import CLASS_NAMES, make_images
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_tip import TipAdapterForImageClassification, procedure
+from hf_tip import TipAdapterForImageClassification, procedure, training
 from hf_tip.loading import load_image_dataset
 from hf_tip.training import (
     FinetuneConfig,
@@ -37,7 +37,9 @@ from hf_tip.training import (
     check_output_dir,
     create_optimizer_and_scheduler,
     encode_view_bank,
+    encode_views,
     finetune,
+    sample_training_set,
     train_epoch,
 )
 
@@ -286,11 +288,11 @@ def test_online_augmentation_trains_on_the_same_views_as_the_bank(adapter, accel
     for online, seed in ((False, 5), (True, 5), (False, 6)):  # the last: other views, a control for the tolerance
         model = copy.deepcopy(adapter).enable_key_finetuning()
         optimizer, scheduler = create_optimizer_and_scheduler(model, FinetuneConfig(learning_rate=0.05), 6)
-        bank = None if online else encode_view_bank(accelerator, model, images, num_views=3, seed=seed, batch_size=4)
-        for epoch in range(3):  # 3 steps per epoch, the last one of 1 example
+        bank = None if online else encode_view_bank(accelerator, model, images, 3, seed, batch_size=4, first_view=2)
+        for epoch in range(3):  # 3 steps per epoch, the last one of 1 example; views 2, 3, 4 (after the cache's)
             loss = train_epoch(
                 accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=3, seed=seed,
-                feature_bank=bank, images=images if online else None, encode_batch_size=2,
+                feature_bank=bank, images=images if online else None, encode_batch_size=2, first_view=2,
             )  # fmt: skip
             assert np.isfinite(loss)
         frozen = [name for name, p in model.named_parameters() if name != "cache_keys"]
@@ -303,8 +305,9 @@ def test_online_augmentation_trains_on_the_same_views_as_the_bank(adapter, accel
 
 
 def test_cache_from_the_view_bank_equals_build_cache(tiny_clip, accelerator, monkeypatch):
-    """From a backbone, the training-free keys come from the bank's first `augment_epochs` views: the same keys as
-    `build_cache` (up to the batch composition of the CLIP forwards), with no second encoding of the few-shot set."""
+    """From a backbone, the training-free keys are encoded by `encode_view_bank` (views `0..E-1`, sharded): the same
+    keys as `build_cache` (up to the batch composition of the CLIP forwards), which is not called. Training then
+    draws views `E..E+V-1`: none of them is a view averaged into the cache."""
     from datasets import DatasetDict
 
     clip, processor = tiny_clip
@@ -323,13 +326,32 @@ def test_cache_from_the_view_bank_equals_build_cache(tiny_clip, accelerator, mon
         "search_hyperparameters",
         lambda *a, **k: searched_keys.append(model.cache_keys.detach().clone()) or search(*a, **k),
     )
+    trained_on = []  # (first_view, bank) of each training epoch
+    real_train_epoch = training.train_epoch
+
+    def spy_train_epoch(*args, **kwargs):
+        trained_on.append((kwargs["first_view"], kwargs["feature_bank"].clone()))
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_epoch", spy_train_epoch)
     config = FinetuneConfig(num_shots=3, augment_epochs=2, num_augmented_views=3, seed=9, num_train_epochs=1,
                             per_device_train_batch_size=4)  # fmt: skip
     results = finetune(model, dataset, config, accelerator)
     torch.testing.assert_close(searched_keys[0], reference.cache_keys, atol=1e-6, rtol=0)
     assert torch.equal(model.cache_labels, reference.cache_labels)
     assert model.config.augment_epochs == 2 and model.config.num_shots == 3
-    assert results["num_examples"] == 9
+    assert results["num_examples"] == 9 and results["first_training_view"] == 2
+
+    # the training bank holds views 2, 3, 4 (encoded independently here: one image, view by view), not views 0, 1
+    ((first_view, bank),) = trained_on
+    assert first_view == 2 and bank.shape[:2] == (3, 9)
+    images, _ = sample_training_set(model, dataset["train"], config)
+    image = 4
+    views = [encode_views(accelerator, model, images, [image], view, seed=9)[0] for view in range(5)]
+    for k in range(3):
+        torch.testing.assert_close(bank[k, image], views[2 + k], atol=1e-4, rtol=1e-5)
+        for cache_view in views[:2]:
+            assert (bank[k, image] - cache_view).abs().max() > 1e-2
 
 
 def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, accelerator, monkeypatch):
@@ -367,6 +389,51 @@ def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, 
     assert model.card_data["eval_split"] == "test" and model.card_data["num_shots"] == 5
     assert set(model.card_data["results"]) == {"zero_shot_accuracy", "tip_adapter_accuracy", "tip_adapter_f_accuracy"}
     assert res["validation"]["tip_adapter_f_accuracy"] == res["eval_accuracy"]
+
+
+def test_a_bfloat16_model_finetunes_and_keeps_its_dtype(adapter, image_dataset, accelerator):
+    from datasets import DatasetDict
+
+    model = copy.deepcopy(adapter).to(torch.bfloat16)  # a copy: the session's tiny CLIP stays float32
+    dataset = DatasetDict(train=image_dataset, validation=image_dataset, test=image_dataset)
+    config = FinetuneConfig(num_shots=2, num_train_epochs=1, num_augmented_views=1, learning_rate=0.05)
+    before = model.cache_keys.detach().clone()
+    results = finetune(model, dataset, config, accelerator)
+    assert model.cache_keys.dtype == torch.bfloat16 and model.zero_shot_weights.dtype == torch.bfloat16
+    assert results["history"][0]["train_loss"] > 0 and 0 <= results["test_accuracy"] <= 1
+    assert not torch.equal(model.cache_keys.detach(), before)  # trained (the best, and only, epoch's keys)
+
+
+def test_finetune_keeps_what_the_caller_registered_on_its_accelerator(adapter, image_dataset, accelerator):
+    from datasets import DatasetDict
+
+    net = torch.nn.Linear(2, 2)
+    net, optimizer = accelerator.prepare(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    tracked = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    accelerator.register_for_checkpointing(tracked)
+    accelerator.step = 5
+    dataset = DatasetDict(train=image_dataset, validation=image_dataset)
+    config = FinetuneConfig(num_shots=2, num_train_epochs=1, num_augmented_views=1)
+    for _ in range(2):  # the same accelerator runs `finetune` twice
+        finetune(copy.deepcopy(adapter), dataset, config, accelerator)
+        assert accelerator._optimizers == [optimizer] and accelerator._models == [net]
+        assert accelerator._custom_objects == [tracked] and accelerator.step == 5
+
+
+def test_alpha_must_be_positive(adapter, image_dataset, accelerator, monkeypatch):
+    from datasets import DatasetDict
+
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite number > 0, got 0"):
+        FinetuneConfig(alpha=0)
+    with pytest.raises(ValueError, match=r"`beta` must be a finite number >= 0, got -1.0"):
+        FinetuneConfig(beta=-1.0)
+    assert FinetuneConfig(alpha=0.5, beta=0).beta == 0
+    model = copy.deepcopy(adapter)
+    model.config.alpha = 0.0
+    monkeypatch.setattr(training, "encode_split", lambda *a, **k: pytest.fail("checked only after encoding"))
+    dataset = DatasetDict(train=image_dataset, validation=image_dataset)
+    with pytest.raises(ValueError, match=r"training alpha is 0\.0 .*`FinetuneConfig\.alpha` unset"):
+        finetune(model, dataset, FinetuneConfig(num_shots=2, num_train_epochs=1), accelerator)
 
 
 def test_dataset_errors_name_the_problem(adapter, image_dataset, accelerator):
