@@ -115,7 +115,7 @@ DATASETS: dict[str, DatasetSource] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name_or_path", default="openai/clip-vit-base-patch16", help="A CLIP backbone.")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help=f"Any of {', '.join(DATASETS)}.")
     parser.add_argument("--shots", type=int, nargs="+", default=list(SHOTS))

@@ -76,13 +76,20 @@ def check_saved_folder(folder: str | os.PathLike) -> None:
         )
 
 
+# Never uploaded: git and cache folders, and a fine-tuning run's `checkpoints/` (optimizer state and pickled RNG states)
+# and tracker `logs/` that `hf-tip push` may find in its output folder.
+SKIPPED_DIRS = {".git", ".cache", "__pycache__", "checkpoints", "logs"}
+SKIPPED_SUFFIXES = {".pyc", ".pkl", ".pickle"}
+
+
 def _upload_files(folder: Path) -> dict[str, Path]:
-    """The files of `folder` to upload, by path in the repository (no `.git`, `.cache` or `__pycache__`)."""
-    skip = {".git", ".cache", "__pycache__"}
+    """The files of `folder` to upload, by path in the repository (see `SKIPPED_DIRS`, `SKIPPED_SUFFIXES`)."""
     return {
         path.relative_to(folder).as_posix(): path
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and not skip & set(path.relative_to(folder).parts) and path.suffix != ".pyc"
+        if path.is_file()
+        and not SKIPPED_DIRS & set(path.relative_to(folder).parts)
+        and path.suffix not in SKIPPED_SUFFIXES
     }
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 MARKER = "<!-- hf_tip:generated"
@@ -91,7 +92,11 @@ def read_card_data(readme_text: str) -> dict[str, Any] | None:
 
 def _hub_model_id(name: str | None) -> str | None:
     """`name` when it reads as a Hub repo id (not a local folder), else `None`."""
-    if not name or os.path.isdir(name) or not _REPO_ID_RE.fullmatch(name):
+    if not name or os.path.isdir(name) or not _REPO_ID_RE.fullmatch(name) or name.startswith("."):
+        return None  # a folder (also `./clip` or `../clip` seen from another directory) is no Hub id
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
         return None
     return name
 

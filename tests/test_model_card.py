@@ -95,6 +95,8 @@ def test_base_model_only_for_a_hub_id(tiny_clip_dir):
     assert card.data.base_model == "openai/clip-vit-base-patch16"
     assert "https://huggingface.co/openai/clip-vit-base-patch16" in card.text
     assert render_model_card(_config(clip_name_or_path=str(tiny_clip_dir))).data.base_model is None
+    for folder in ("./tinyclip", "../clips/tinyclip", "a/b/c"):  # relative folders that need not exist from here
+        assert render_model_card(_config(clip_name_or_path=folder)).data.base_model is None, folder
 
 
 def test_card_without_results_has_no_model_index():
