@@ -65,7 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=256,
         help="Batch per process; the global batch is this times the number of processes (the paper: 256 in all).",
     )
-    parser.add_argument("--seed", type=int, default=1, help="Seeds the few-shot sample, the views and the order.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="Seeds the few-shot sample, the views and the order (default: the seed the model's cache was sampled "
+        "with, so its keys train on their own images; else 1).",
+    )
     parser.add_argument(
         "--template_set",
         help="The paper's settings for one of its datasets (eurosat, imagenet, ...): class renames, templates, "
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if accelerator.is_main_process else logging.ERROR,
     )
-    set_seed(args.seed)
+    set_seed(1 if args.seed is None else args.seed)
 
     with accelerator.main_process_first():
         dataset = load_image_dataset(

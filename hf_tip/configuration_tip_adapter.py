@@ -37,6 +37,9 @@ class TipAdapterConfig(PreTrainedConfig):
             Grid sizes `(n_beta, n_alpha)`; values are `i · (max - 0.1) / n + 0.1` for `i < n`.
         finetune_keys (`bool`, *optional*, defaults to `False`):
             Whether the cache keys are a trainable parameter (Tip-Adapter-F) instead of a buffer.
+        few_shot_seed (`int`, *optional*):
+            Seed of the few-shot sample the cache was built from (`build_cache(..., num_shots=K, seed=...)`); `None`
+            when the cache came from elsewhere. Fine-tuning samples the same set by default.
         clip_name_or_path (`str`, *optional*):
             Where the backbone came from (a Hub id or folder); recorded for model cards.
 
@@ -65,6 +68,7 @@ class TipAdapterConfig(PreTrainedConfig):
         search_scale: tuple[float, float] | list[float] = (7.0, 3.0),
         search_step: tuple[int, int] | list[int] = (200, 20),
         finetune_keys: bool = False,
+        few_shot_seed: int | None = None,
         clip_name_or_path: str | None = None,
         **kwargs,
     ):
@@ -116,7 +120,10 @@ class TipAdapterConfig(PreTrainedConfig):
         self.cache_size = cache_size
         self.search_scale = list(search_scale)
         self.search_step = list(search_step)
+        if few_shot_seed is not None and (not isinstance(few_shot_seed, int) or isinstance(few_shot_seed, bool)):
+            raise ValueError(f"`few_shot_seed` must be an integer or None, got {few_shot_seed!r}.")
         self.finetune_keys = bool(finetune_keys)
+        self.few_shot_seed = few_shot_seed
         self.clip_name_or_path = clip_name_or_path
         super().__init__(**kwargs)
         if sorted(self.id2label) != list(range(len(self.id2label))):

@@ -233,6 +233,7 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             self.cache_keys = keys.clone()
         self.cache_labels = labels.to(device=device, dtype=torch.long).clone()
         self.config.cache_size = keys.shape[0]
+        self.config.few_shot_seed = None  # unknown provenance; build_cache records its sample's seed
         counts = torch.bincount(self.cache_labels, minlength=self.num_classes)
         if bool((counts == counts[0]).all()) and int(counts[0]) > 0:  # K shots of every class: the config says K
             self.config.num_shots = int(counts[0])
@@ -300,7 +301,9 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         self.config.augment_epochs = epochs
         if num_shots is not None:
             self.config.num_shots = num_shots
-        return self.set_cache(total / epochs, labels)
+        self.set_cache(total / epochs, labels)
+        self.config.few_shot_seed = seed if num_shots is not None else None
+        return self
 
     def enable_key_finetuning(self) -> TipAdapterForImageClassification:
         """Make the cache keys a trainable `nn.Parameter` (Tip-Adapter-F); CLIP, the text weights and values stay frozen."""

@@ -27,8 +27,9 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -70,7 +71,8 @@ class FinetuneConfig:
         weight_decay (`float`, *optional*, defaults to `0.01`): AdamW's decoupled weight decay (PyTorch's default).
         per_device_train_batch_size (`int`, *optional*, defaults to `256`):
             Examples per process and step; the global batch is this times the number of processes.
-        seed (`int`, *optional*, defaults to `1`): seeds the few-shot sampling, the views and each epoch's order.
+        seed (`int`, *optional*): seeds the few-shot sampling, the views and each epoch's order. Defaults to the seed
+            the model's cache was sampled with (`config.few_shot_seed`, so the keys train on their own images), else 1.
         alpha (`float`, *optional*):
             α of the training loss (> 0: at 0 the cache term, and so the keys' gradient, vanishes); defaults to the
             model's `config.alpha` at the call.
@@ -116,7 +118,7 @@ class FinetuneConfig:
     adam_epsilon: float = 1e-4
     weight_decay: float = 0.01
     per_device_train_batch_size: int = 256
-    seed: int = 1
+    seed: int | None = None
     alpha: float | None = None
     beta: float | None = None
     online_augmentation: bool = False
@@ -528,6 +530,7 @@ def _build_training_free(
         model.set_cache(total / epochs, labels)
         model.config.augment_epochs = epochs
         model.config.num_shots = config.num_shots or model.config.num_shots
+        model.config.few_shot_seed = config.seed
         model.search_hyperparameters(val_embeds, val_labels)
     if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
         with torch.no_grad():
@@ -580,6 +583,16 @@ def finetune(
     ```
     """
     config = config if config is not None else FinetuneConfig()
+    built_from = model.config.few_shot_seed if model.cache_keys.shape[0] else None  # the cache's few-shot sample
+    if config.seed is None:  # train on the images the cache was built from
+        config = replace(config, seed=built_from if built_from is not None else 1)
+    elif built_from is not None and built_from != config.seed:
+        warnings.warn(
+            f"The cache was built from the few-shot sample of seed {built_from}, but fine-tuning samples seed "
+            f"{config.seed}: its keys will be trained on other images. Leave the seed unset to use the cache's.",
+            UserWarning,
+            stacklevel=2,
+        )
     accelerator = accelerator if accelerator is not None else Accelerator(cpu=not torch.cuda.is_available())
     started = time.perf_counter()
     check_dataset(model, dataset, config)

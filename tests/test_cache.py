@@ -164,3 +164,13 @@ def test_build_cache_rejects_bad_input(tip, image_dataset):
     )
     with pytest.raises(ValueError, match="4 classes.*the model 3"):
         tip.build_cache(four_classes, show_progress=False)
+
+
+def test_the_few_shot_seed_is_recorded_with_the_sample(adapter, image_dataset):
+    adapter.build_cache(image_dataset, num_shots=2, seed=5, augment_epochs=1, show_progress=False)
+    assert adapter.config.few_shot_seed == 5 and adapter.config.num_shots == 2
+    adapter.set_cache(adapter.cache_keys, adapter.cache_labels)  # keys of unknown provenance
+    assert adapter.config.few_shot_seed is None
+    images, labels = list(image_dataset["image"][:6]), list(image_dataset["label"][:6])
+    adapter.build_cache(images, labels, augment_epochs=1, seed=5, show_progress=False)  # given, not sampled
+    assert adapter.config.few_shot_seed is None

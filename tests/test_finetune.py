@@ -354,6 +354,26 @@ def test_cache_from_the_view_bank_equals_build_cache(tiny_clip, accelerator, mon
             assert (bank[k, image] - cache_view).abs().max() > 1e-2
 
 
+def test_fine_tuning_samples_the_caches_few_shot_set_by_default(tiny_clip, accelerator):
+    """A cache sampled with seed 4 is fine-tuned on the same images unless another seed is asked for (then a warning
+    says the keys will train on other images)."""
+    from datasets import DatasetDict
+
+    clip, processor = tiny_clip
+    dataset = DatasetDict(train=weak_dataset(4, seed=7), validation=weak_dataset(2, seed=8))
+
+    def built():
+        model = TipAdapterForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor, alpha=1.0, beta=2.0)
+        return model.build_cache(dataset["train"], num_shots=3, augment_epochs=1, seed=4, show_progress=False)
+
+    common = dict(num_train_epochs=1, augment_epochs=1, per_device_train_batch_size=9)
+    results = finetune(built(), dataset, FinetuneConfig(**common), accelerator)
+    assert results["finetune_config"]["seed"] == 4
+    with pytest.warns(UserWarning, match="seed 4, but fine-tuning samples seed 6"):
+        results = finetune(built(), dataset, FinetuneConfig(seed=6, **common), accelerator)
+    assert results["finetune_config"]["seed"] == 6
+
+
 def test_validation_picks_the_epoch_and_test_is_read_once_at_the_end(tiny_clip, accelerator, monkeypatch):
     """Planted: on this data the validation curve peaks before the last epoch, so "last" and "best" differ."""
     from datasets import DatasetDict
