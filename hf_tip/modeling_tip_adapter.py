@@ -272,7 +272,10 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             check_columns(dataset, image_column, label_column)
             names = dataset_class_names(dataset, label_column)
             if names is not None and len(names) != self.num_classes:
-                raise ValueError(f"The dataset has {len(names)} classes {names}, the model {self.num_classes}.")
+                raise ValueError(
+                    f"The dataset has {len(names)} classes {names}, the model {self.num_classes} "
+                    f"{list(self.config.id2label.values())}."
+                )
             if num_shots is not None:
                 class_names = [self.config.id2label[i] for i in range(self.num_classes)]
                 picked = sample_few_shot(list(dataset[label_column]), num_shots, seed, class_names, allow_fewer_shots)
@@ -298,10 +301,33 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             self.clip, images, epochs, size, mean, std, seed=seed, batch_size=batch_size, show_progress=show_progress
         ):
             total[start : start + feats.shape[0]] += feats  # raw features summed over passes, normalised below
-        self.config.augment_epochs = epochs
+        return self.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=seed)
+
+    def set_augmented_cache(
+        self,
+        summed_views: torch.Tensor,
+        augment_epochs: int,
+        labels: torch.Tensor | Sequence[int],
+        *,
+        num_shots: int | None = None,
+        seed: int | None = None,
+    ) -> TipAdapterForImageClassification:
+        r"""
+        Install keys made from augmented views, as the paper does: the raw features summed pass by pass, divided by
+        the number of passes, then L2-normalised (by `set_cache`); records `augment_epochs` and, for a sampled
+        few-shot set, `num_shots` and the sample's `few_shot_seed` in the config. `build_cache` and Tip-Adapter-F's
+        sharded cache build both end here.
+
+        Args:
+            summed_views (`torch.FloatTensor` of shape `[NK, D]`): the sum over passes of the raw view features.
+            augment_epochs (`int`): the number of passes summed.
+            labels (`torch.LongTensor` of shape `[NK]`): the class of each key.
+            num_shots (`int`, *optional*), seed (`int`, *optional*): the sampling that chose the few-shot set.
+        """
+        self.set_cache(summed_views / augment_epochs, labels)
+        self.config.augment_epochs = augment_epochs
         if num_shots is not None:
             self.config.num_shots = num_shots
-        self.set_cache(total / epochs, labels)
         self.config.few_shot_seed = seed if num_shots is not None else None
         return self
 

@@ -219,12 +219,6 @@ def fit_training_free(
         check_columns(split, image_column, label_column)
         if len(split) == 0:
             raise ValueError(f"The `{name}` split is empty.")
-    names = dataset_class_names(dataset["train"], label_column)
-    if names is not None and len(names) != model.num_classes:
-        raise ValueError(
-            f"The dataset has {len(names)} classes {names}, the model {model.num_classes} "
-            f"{list(model.config.id2label.values())}."
-        )
     encode = dict(
         image_column=image_column,
         label_column=label_column,

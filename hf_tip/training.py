@@ -527,10 +527,8 @@ def _build_training_free(
         total = torch.zeros_like(views[0])
         for view in range(epochs):  # summed pass by pass, then divided, as `build_cache` does
             total += views[view]
-        model.set_cache(total / epochs, labels)
-        model.config.augment_epochs = epochs
-        model.config.num_shots = config.num_shots or model.config.num_shots
-        model.config.few_shot_seed = config.seed
+        num_shots = config.num_shots or model.config.num_shots
+        model.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=config.seed)
         model.search_hyperparameters(val_embeds, val_labels)
     if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
         with torch.no_grad():

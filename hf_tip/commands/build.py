@@ -43,6 +43,20 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_dataset_from_args(args: argparse.Namespace):
+    """`load_image_dataset` with the flags of `add_dataset_arguments`."""
+    return load_image_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        args.train_dir,
+        args.validation_dir,
+        args.test_dir,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        cache_dir=args.cache_dir,
+    )
+
+
 def add_adapter_arguments(
     parser: argparse.ArgumentParser, num_shots: int = 16, augment_epochs: int | None = None, presets: bool = True
 ) -> None:
@@ -205,16 +219,7 @@ def _build(args: argparse.Namespace) -> int:
     output_dir = check_output_dir(args.output_dir, args.overwrite_output_dir)
     device = resolve_device(args.device)  # a bad --device fails before any work
     preset = get_preset(args.template_set) if args.template_set else None
-    dataset = load_image_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        args.train_dir,
-        args.validation_dir,
-        args.test_dir,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        cache_dir=args.cache_dir,
-    )
+    dataset = load_dataset_from_args(args)
     labels, prompts = resolve_class_names(dataset, args.label_column, args.class_names, preset)
     config_kwargs = preset.config_kwargs() if preset is not None else {}
     config_kwargs["templates"] = resolve_templates(args.templates, args.template_set)

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from ..data import dataset_class_names
-from ..loading import load_image_dataset, require_split
+from ..loading import require_split
 from ..modeling_tip_adapter import TipAdapterForImageClassification
 from ..procedure import encode_split, score, subsample
-from .build import add_dataset_arguments, add_device_argument, fail, resolve_device
+from .build import add_dataset_arguments, add_device_argument, fail, load_dataset_from_args, resolve_device
 
 SPLIT_FLAGS = {"train": "--train_dir", "validation": "--validation_dir", "test": "--test_dir"}
 
@@ -54,16 +54,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--output_file {args.output_file!r} already exists; choose another path.")
     device = resolve_device(args.device)  # a bad --device fails before any work
     model = load_model(args.model_name_or_path).to(device)
-    dataset = load_image_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        args.train_dir,
-        args.validation_dir,
-        args.test_dir,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        cache_dir=args.cache_dir,
-    )
+    dataset = load_dataset_from_args(args)
     require_split(dataset, args.split, SPLIT_FLAGS.get(args.split, "--split"))
     split = subsample(dataset[args.split], args.max_eval_samples, args.seed)
     labels = [model.config.id2label[i] for i in range(model.num_classes)]
