@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from hf_tip.data import dataset_class_names
 from hf_tip.hub import push_model
 from hf_tip.loading import load_image_dataset, require_split
 from hf_tip.procedure import create_adapter, resolve_class_names
+from hf_tip.redact import redact_command
 from hf_tip.templates import get_preset
 from hf_tip.training import FinetuneConfig, check_output_dir, finetune
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         resume_from_checkpoint=args.resume_from_checkpoint,
         feature_cache_dir=args.feature_cache_dir,
         dataset_name=args.dataset_name,  # the card names Hub datasets only, not local folders
-        command="accelerate launch examples/finetune.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        command=redact_command("accelerate launch examples/finetune.py", sys.argv[1:] if argv is None else argv),
     )
     check_output_dir(config)  # before loading anything
 

@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -44,6 +43,7 @@ from transformers import CLIPModel, CLIPProcessor
 from hf_tip.data import dataset_class_names
 from hf_tip.loading import load_image_dataset
 from hf_tip.procedure import create_adapter, fit_training_free, resolve_class_names, subsample
+from hf_tip.redact import redact_command
 from hf_tip.templates import get_preset
 from hf_tip.training import FinetuneConfig, finetune
 
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarize(runs)
     origins = {name: data_origin(name, args) for name in args.datasets}
     tables = format_tables(summary, sorted(set(args.shots)), args.model_name_or_path, origins)
-    command = "python examples/reproduce_paper.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = redact_command("python examples/reproduce_paper.py", sys.argv[1:] if argv is None else argv)
     results = {
         "command": command,
         "backbone": args.model_name_or_path,

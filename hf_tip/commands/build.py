@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 from ..loading import load_image_dataset
 from ..procedure import create_adapter, fit_training_free, resolve_class_names
+from ..redact import redact_command
 from ..templates import PRESETS, get_preset, resolve_templates
 
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
@@ -150,7 +150,7 @@ def check_output_dir(output_dir: str, overwrite: bool) -> Path:
 def command_line(args: argparse.Namespace) -> str:
     """The command as typed (`hf-tip ...`), for the model card."""
     argv = getattr(args, "argv", None)
-    return "hf-tip " + (shlex.join(argv) if argv is not None else args.command)
+    return redact_command("hf-tip", argv) if argv is not None else f"hf-tip {args.command}"
 
 
 def write_results(path: Path, results: dict) -> Path:
