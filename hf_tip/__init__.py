@@ -1,15 +1,29 @@
-"""hf-tip: Tip-Adapter (training-free few-shot CLIP adaptation) for the Hugging Face ecosystem."""
+"""hf-tip: Tip-Adapter (training-free few-shot CLIP adaptation) and its relatives for the Hugging Face ecosystem."""
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from .configuration_tip_adapter import TipAdapterConfig
+from .configuration_zero_shot import ZeroShotConfig
 from .modeling_tip_adapter import TipAdapterForImageClassification
+from .modeling_zero_shot import ZeroShotForImageClassification
 
 __version__ = "0.1.0"
 
-__all__ = ["TipAdapterConfig", "TipAdapterForImageClassification", "__version__"]
+__all__ = [
+    "TipAdapterConfig",
+    "TipAdapterForImageClassification",
+    "ZeroShotConfig",
+    "ZeroShotForImageClassification",
+    "__version__",
+]
 
-AutoConfig.register(TipAdapterConfig.model_type, TipAdapterConfig, exist_ok=True)
-AutoModelForImageClassification.register(TipAdapterConfig, TipAdapterForImageClassification, exist_ok=True)
-TipAdapterConfig.register_for_auto_class()
-TipAdapterForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+# Every head registers with the Auto classes here, once: `pipeline("image-classification", model=folder)` then needs
+# no other argument, and `register_for_auto_class` writes the `auto_map` that remote-code loading follows.
+for _config, _model in (
+    (ZeroShotConfig, ZeroShotForImageClassification),
+    (TipAdapterConfig, TipAdapterForImageClassification),
+):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModelForImageClassification.register(_config, _model, exist_ok=True)
+    _config.register_for_auto_class()
+    _model.register_for_auto_class("AutoModelForImageClassification")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from transformers import CLIPConfig, PreTrainedConfig
+from .configuration_zero_shot import ZeroShotConfig
 
 
-class TipAdapterConfig(PreTrainedConfig):
+class TipAdapterConfig(ZeroShotConfig):
     r"""
     Configuration of a [`TipAdapterForImageClassification`]: the CLIP backbone it wraps, the size of its key-value
     cache and every hyper-parameter of the Tip-Adapter procedure (Zhang et al., ECCV 2022).
@@ -16,15 +16,13 @@ class TipAdapterConfig(PreTrainedConfig):
     feature `f`, the zero-shot text weights `W` `[C,D]`, the cache keys `F` `[NK,D]` and their one-hot values `L`
     `[NK,C]`.
 
+    Besides these, it takes every [`ZeroShotConfig`] argument (`backbone_config`, `templates`, ...).
+
     Args:
-        clip_config (`dict` or [`CLIPConfig`], *optional*):
-            Configuration of the wrapped CLIP backbone; nested so that `from_pretrained` rebuilds it offline.
         alpha (`float`, *optional*, defaults to `1.0`):
             Weight of the cache logits (residual ratio). Set by `search_hyperparameters`.
         beta (`float`, *optional*, defaults to `1.0`):
             Sharpness of the affinity `exp(-beta · (1 - cos))`. Set by `search_hyperparameters`.
-        templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
-            Prompt templates, each holding one `{}` for the class name, averaged into the zero-shot weights.
         num_shots (`int`, *optional*, defaults to `16`):
             Few-shot examples per class used to build the cache.
         augment_epochs (`int`, *optional*, defaults to `10`):
@@ -40,8 +38,6 @@ class TipAdapterConfig(PreTrainedConfig):
         few_shot_seed (`int`, *optional*):
             Seed of the few-shot sample the cache was built from (`build_cache(..., num_shots=K, seed=...)`); `None`
             when the cache came from elsewhere. Fine-tuning samples the same set by default.
-        clip_name_or_path (`str`, *optional*):
-            Where the backbone came from (a Hub id or folder); recorded for model cards.
 
     Example:
 
@@ -54,14 +50,11 @@ class TipAdapterConfig(PreTrainedConfig):
     """
 
     model_type = "tip-adapter"
-    sub_configs = {"clip_config": CLIPConfig}
 
     def __init__(
         self,
-        clip_config: dict | CLIPConfig | None = None,
         alpha: float = 1.0,
         beta: float = 1.0,
-        templates: list[str] | None = None,
         num_shots: int = 16,
         augment_epochs: int = 10,
         cache_size: int = 0,
@@ -69,30 +62,8 @@ class TipAdapterConfig(PreTrainedConfig):
         search_step: tuple[int, int] | list[int] = (200, 20),
         finetune_keys: bool = False,
         few_shot_seed: int | None = None,
-        clip_name_or_path: str | None = None,
         **kwargs,
     ):
-        if clip_config is None:
-            clip_config = CLIPConfig()
-        elif isinstance(clip_config, dict):
-            clip_config = CLIPConfig(**clip_config)
-        elif not isinstance(clip_config, CLIPConfig):
-            raise ValueError(f"`clip_config` must be a dict or a CLIPConfig, got {type(clip_config).__name__}.")
-        self.clip_config = clip_config
-
-        templates = ["a photo of a {}."] if templates is None else list(templates)
-        if not templates:
-            raise ValueError("`templates` must hold at least one template.")
-        for template in templates:
-            if not isinstance(template, str) or "{}" not in template:
-                raise ValueError(f"Every entry of `templates` needs a `{{}}` for the class name, got {template!r}.")
-            try:
-                template.format("class name")
-            except (IndexError, KeyError, ValueError) as error:
-                raise ValueError(
-                    f"Every entry of `templates` must hold exactly one `{{}}` (escape other braces as `{{{{`/`}}}}`), "
-                    f"got {template!r}: {error!r}."
-                ) from None
         for name, value in (("alpha", alpha), ("beta", beta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
@@ -105,16 +76,15 @@ class TipAdapterConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
         search_scale = tuple(float(v) for v in search_scale)
         search_step = tuple(search_step)
-        if len(search_scale) != 2 or any(v <= 0.1 for v in search_scale):
+        if len(search_scale) != 2 or any(not (0.1 < v < math.inf) for v in search_scale):
             raise ValueError(
-                f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}."
+                f"`search_scale` must be two finite numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}."
             )
         if len(search_step) != 2 or any(not isinstance(v, int) or v < 1 for v in search_step):
             raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
 
         self.alpha = float(alpha)
         self.beta = float(beta)
-        self.templates = templates
         self.num_shots = num_shots
         self.augment_epochs = augment_epochs
         self.cache_size = cache_size
@@ -124,16 +94,7 @@ class TipAdapterConfig(PreTrainedConfig):
             raise ValueError(f"`few_shot_seed` must be an integer or None, got {few_shot_seed!r}.")
         self.finetune_keys = bool(finetune_keys)
         self.few_shot_seed = few_shot_seed
-        self.clip_name_or_path = clip_name_or_path
         super().__init__(**kwargs)
-        if sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"`id2label` must map the ids 0..C-1 to class names, got ids {sorted(self.id2label)}.")
-        labels = [self.id2label[i] for i in range(len(self.id2label))]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise ValueError(f"Class names must be unique; duplicated in `id2label`: {duplicates}.")
-        inverse = {label: i for i, label in enumerate(labels)}
-        if self.label2id is None:
-            self.label2id = inverse
-        elif {str(k): int(v) for k, v in self.label2id.items()} != inverse:
-            raise ValueError(f"`label2id` {self.label2id} is not the inverse of `id2label` {self.id2label}.")
+
+
+__all__ = ["TipAdapterConfig"]

@@ -23,6 +23,13 @@ def _unwrap(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+def feature_dim(backbone_config) -> int:
+    """The dimension `D` of a dual encoder's image and text features: the projection dim where the family has one
+    (CLIP, Chinese-CLIP, AltCLIP), else the vision tower's hidden size (SigLIP, SigLIP 2)."""
+    dim = getattr(backbone_config, "projection_dim", None)
+    return int(dim) if dim else int(backbone_config.vision_config.hidden_size)
+
+
 def encode_images(clip, pixel_values: torch.Tensor, normalized: bool = True) -> torch.Tensor:
     """Image features [B,D] of pixel values [B,3,H,W], on the backbone's device and dtype."""
     param = clip.logit_scale

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-from transformers import CLIPModel, CLIPProcessor, PreTrainedModel
-from transformers import initialization as init
-from transformers.modeling_outputs import ImageClassifierOutput
 
-from .cache import normalize, tip_logits, zero_shot_logits
+from .cache import normalize, tip_logits
 from .configuration_tip_adapter import TipAdapterConfig
-from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, check_columns, dataset_class_names, sample_few_shot
-from .features import encode_images, iter_augmented_features, zero_shot_weights
+from .data import check_columns, dataset_class_names, sample_few_shot
+from .features import iter_augmented_features
+from .modeling_zero_shot import ZeroShotForImageClassification
 from .search import grid_search
 
 
-class TipAdapterPreTrainedModel(PreTrainedModel):
-    config_class = TipAdapterConfig
-    config: TipAdapterConfig
-    base_model_prefix = "tip_adapter"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
-
-    def _init_weights(self, module):
-        if isinstance(module, TipAdapterForImageClassification):
-            init.zeros_(module.zero_shot_weights)
-            init.zeros_(module.cache_keys)
-            init.zeros_(module.cache_labels)
-
-
-class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
+class TipAdapterForImageClassification(ZeroShotForImageClassification):
     r"""
     CLIP with a Tip-Adapter head: `logits = s · f Wᵀ + alpha · exp(-beta · (1 - f Fᵀ)) · L`.
 
@@ -55,145 +37,21 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
     ```
     """
 
-    def __init__(self, config: TipAdapterConfig, clip: CLIPModel | None = None):
-        super().__init__(config)
-        self.clip = clip if clip is not None else CLIPModel(config.clip_config)
-        dim, size = config.clip_config.projection_dim, config.cache_size
-        self.register_buffer("zero_shot_weights", torch.zeros(config.num_labels, dim), persistent=True)
-        keys = torch.zeros(size, dim)
+    config_class = TipAdapterConfig
+    config: TipAdapterConfig
+
+    def _init_head(self, config: TipAdapterConfig, dim: int) -> None:
+        keys = torch.zeros(config.cache_size, dim)
         if config.finetune_keys:
             self.cache_keys = nn.Parameter(keys)
         else:
             self.register_buffer("cache_keys", keys, persistent=True)
-        self.register_buffer("cache_labels", torch.zeros(size, dtype=torch.long), persistent=True)
-        self.processor: CLIPProcessor | None = None
-        # What the model card reports (see `hf_tip.model_card`); filled by `hf-tip build` and fine-tuning runs.
-        self.card_data: dict = {}
-        self.post_init()
-        self._freeze()
+        self.register_buffer("cache_labels", torch.zeros(config.cache_size, dtype=torch.long), persistent=True)
 
-    # ----------------------------------------------------------------------------------------------- construction
-    @classmethod
-    def from_clip(
-        cls,
-        model_or_path: str | os.PathLike | CLIPModel,
-        class_names: Sequence[str],
-        templates: Sequence[str] | None = None,
-        processor: CLIPProcessor | None = None,
-        **config_kwargs,
-    ) -> TipAdapterForImageClassification:
-        r"""
-        Build a zero-shot Tip-Adapter (empty cache) from a CLIP checkpoint.
-
-        Args:
-            model_or_path (`str`, `os.PathLike` or [`CLIPModel`]):
-                A Hub id or local folder of a CLIP checkpoint, or a loaded `CLIPModel` (then pass `processor`).
-            class_names (`list[str]`):
-                One name per class, in label order; they become `id2label`. `_` reads as a space in prompts.
-            templates (`list[str]`, *optional*):
-                Prompt templates with one `{}`; defaults to the config's (`"a photo of a {}."`).
-            processor ([`CLIPProcessor`], *optional*):
-                Tokenizer and image processor; loaded from `model_or_path` when it is a path.
-            config_kwargs:
-                Any other [`TipAdapterConfig`] argument (`alpha`, `beta`, `num_shots`, ...).
-        """
-        name = None
-        if isinstance(model_or_path, CLIPModel):
-            clip = model_or_path
-            if processor is None:
-                raise ValueError(
-                    "Pass `processor=` (a CLIPProcessor) with a loaded CLIPModel: prompts need its tokenizer."
-                )
-        else:
-            name = str(model_or_path)
-            if (os.path.isabs(name) or name.startswith(".")) and not os.path.isdir(name):
-                raise OSError(f"Could not load the CLIP backbone {name!r}: no such folder.")
-            try:
-                clip = CLIPModel.from_pretrained(name)
-                processor = processor if processor is not None else CLIPProcessor.from_pretrained(name)
-            except OSError as error:
-                raise OSError(
-                    f"Could not load the CLIP backbone {name!r}: {error}\nWithout access to the Hugging Face Hub, pass "
-                    "a local folder holding a CLIP checkpoint and its processor (`CLIPModel.save_pretrained` + "
-                    "`CLIPProcessor.save_pretrained`) as the model name or path."
-                ) from error
-        class_names = [str(c) for c in class_names]
-        if not class_names:
-            raise ValueError("`class_names` must name at least one class.")
-        config_kwargs.setdefault("clip_name_or_path", name or getattr(clip.config, "_name_or_path", None) or None)
-        config = TipAdapterConfig(
-            clip_config=clip.config.to_dict(),
-            templates=list(templates) if templates is not None else None,
-            id2label=dict(enumerate(class_names)),
-            label2id={c: i for i, c in enumerate(class_names)},
-            **config_kwargs,
-        )
-        model = cls(config, clip=clip)
-        weights = zero_shot_weights(
-            clip, processor.tokenizer, [c.replace("_", " ") for c in class_names], config.templates
-        )
-        model.zero_shot_weights.copy_(weights)
-        model.processor = processor
-        return model.to(clip.device).eval()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """Load a saved Tip-Adapter, and its processor (as `model.processor`) when the folder or repo has one."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model._freeze()  # loading in transformers 5 makes every parameter trainable again
-        # `trust_remote_code` travels on: the processor loader reads config.json, whose `auto_map` would otherwise
-        # make transformers prompt for it again when the model was loaded as remote code.
-        keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder", "trust_remote_code")
-        hub_kwargs = {k: kwargs[k] for k in keys if k in kwargs}
-        try:
-            model.processor = CLIPProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        except (OSError, ValueError, TypeError):
-            model.processor = None
-        return model
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs) -> None:
-        """Save config, `model.safetensors`, the processor and (with `hf_tip` installed) a model card README.md;
-        `push_to_hub=True` then uploads them with `push_to_hub` (`repo_id=` defaults to the folder's name)."""
-        push_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "create_pr", "private") if k in kwargs}
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if not kwargs.get("is_main_process", True):
-            return
-        if self.processor is None:
-            warnings.warn(
-                f"The model has no processor (`model.processor` is None): {save_directory} gets no image processor or "
-                "tokenizer files, so `pipeline(...)` cannot load it. Set `model.processor` to a CLIPProcessor first.",
-                UserWarning,
-                stacklevel=2,
-            )
-        else:
-            self.processor.save_pretrained(save_directory)
-            # preprocessor_config.json too: AutoImageProcessor and pipelines still probe it, and transformers 4 reads it
-            self.processor.image_processor.save_pretrained(save_directory)
-        try:  # the card renderer ships with hf_tip only; remote-code users save without a card
-            from hf_tip.model_card import write_model_card
-        except ImportError:
-            write_model_card = None
-        if write_model_card is not None:
-            write_model_card(self, save_directory)
-        if push_to_hub:
-            repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
-            self.push_to_hub(repo_id, token=kwargs.get("token"), **push_kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Upload config, weights, remote code, processor and the hf_tip model card to `repo_id` in one commit (see
-        `hf_tip.hub.push_model`; transformers' own push would replace the card with a generic one). Returns the
-        `CommitInfo`."""
-        try:
-            from hf_tip.hub import push_model
-        except ImportError:  # remote-code users without hf_tip: transformers' push and its generic card
-            return super().push_to_hub(repo_id, **kwargs)
-        return push_model(self, repo_id, **kwargs)
+    def _head_tensors(self) -> list[str]:
+        return ["zero_shot_weights", "cache_keys", "cache_labels"]
 
     # ------------------------------------------------------------------------------------------------------ cache
-    @property
-    def num_classes(self) -> int:
-        return self.zero_shot_weights.shape[0]
-
     @property
     def cache_values(self) -> torch.Tensor:
         """The one-hot cache values `L` [NK,C]."""
@@ -224,7 +82,7 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             )
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise ValueError(f"Labels must be integer class indices, got dtype {labels.dtype}.")
-        self._check_labels(labels)
+        self.check_labels(labels)
         device = self.zero_shot_weights.device
         keys = normalize(keys.to(device=device, dtype=self.zero_shot_weights.dtype))
         if isinstance(self.cache_keys, nn.Parameter):
@@ -290,12 +148,12 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         if not images:
             raise ValueError("No images to build the cache from (empty cache).")
         labels = torch.as_tensor(list(labels) if not isinstance(labels, torch.Tensor) else labels)
-        self._check_labels(labels)
+        self.check_labels(labels)
         epochs = self.config.augment_epochs if augment_epochs is None else augment_epochs
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
 
-        size, mean, std = self._image_geometry()
+        size, mean, std = self.image_geometry()
         total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
         for _, start, feats in iter_augmented_features(
             self.clip, images, epochs, size, mean, std, seed=seed, batch_size=batch_size, show_progress=show_progress
@@ -331,6 +189,23 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         self.config.few_shot_seed = seed if num_shots is not None else None
         return self
 
+    def fit(
+        self,
+        view_features: torch.Tensor,
+        labels: torch.Tensor | Sequence[int],
+        *,
+        num_shots: int | None = None,
+        seed: int | None = None,
+    ) -> TipAdapterForImageClassification:
+        """The training-free cache from raw few-shot view features [V,N,D] (views `0..V-1` of each image, as
+        `features.iter_augmented_features` yields them) and labels [N]: `set_augmented_cache` of their pass-by-pass sum."""
+        if view_features.ndim != 3:
+            raise ValueError(f"`view_features` must have shape [V, N, D], got {tuple(view_features.shape)}.")
+        total = torch.zeros_like(view_features[0])
+        for view in view_features:  # summed pass by pass, then divided, as `build_cache` does
+            total += view
+        return self.set_augmented_cache(total, view_features.shape[0], labels, num_shots=num_shots, seed=seed)
+
     def enable_key_finetuning(self) -> TipAdapterForImageClassification:
         """Make the cache keys a trainable `nn.Parameter` (Tip-Adapter-F); CLIP, the text weights and values stay frozen."""
         if not isinstance(self.cache_keys, nn.Parameter):
@@ -341,70 +216,20 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         self._freeze()
         return self
 
+    enable_training = enable_key_finetuning
+
     # ---------------------------------------------------------------------------------------------------- inference
-    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """L2-normalised CLIP image features [B,D] of pixel values [B,3,H,W]."""
-        return encode_images(self.clip, pixel_values)
-
-    def zero_shot_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """CLIP's zero-shot logits [B,C] for image features [B,D]."""
-        embeds = normalize(image_embeds.to(self.zero_shot_weights))
-        return zero_shot_logits(embeds, self.zero_shot_weights, self.clip.logit_scale.exp())
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        image_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> ImageClassifierOutput:
-        r"""
-        Args:
-            pixel_values (`torch.FloatTensor` of shape `[B, 3, H, W]`, *optional*): images, as the processor makes them.
-            image_embeds (`torch.FloatTensor` of shape `[B, D]`, *optional*): precomputed CLIP image features
-                (normalised here). Pass exactly one of `pixel_values` and `image_embeds`.
-            labels (`torch.LongTensor` of shape `[B]`, *optional*): class indices for the cross-entropy `loss`.
-
-        Returns:
-            [`ImageClassifierOutput`] with `logits` `[B, C]` and, given labels, `loss`.
-        """
-        if (pixel_values is None) == (image_embeds is None):
-            raise ValueError("Pass exactly one of `pixel_values` and `image_embeds`.")
-        if self.cache_keys.shape[0] == 0:
-            raise ValueError("The cache is empty: call `build_cache(...)` or `set_cache(keys, labels)` first.")
-        if pixel_values is not None:
-            if not torch.isfinite(pixel_values).all():
-                raise ValueError("`pixel_values` holds NaN or inf values.")
-            image_embeds = encode_images(self.clip, pixel_values)
-        else:
-            if image_embeds.ndim != 2 or image_embeds.shape[-1] != self.zero_shot_weights.shape[1]:
-                raise ValueError(
-                    f"`image_embeds` must have shape [B, {self.zero_shot_weights.shape[1]}], got {tuple(image_embeds.shape)}."
-                )
-            if not torch.isfinite(image_embeds).all():
-                raise ValueError("`image_embeds` holds NaN or inf values.")
-            image_embeds = normalize(image_embeds)
-        image_embeds = image_embeds.to(self.zero_shot_weights)
-        logits = tip_logits(
+    def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Tip-Adapter logits [B,C] for L2-normalised features [B,D]: `s · f Wᵀ + alpha · exp(-beta (1 - f Fᵀ)) · L`."""
+        return tip_logits(
             image_embeds,
             self.zero_shot_weights,
             self.cache_keys,
             self.cache_labels,
-            self.clip.logit_scale.exp().to(image_embeds),
+            self.logit_scale().to(image_embeds),
             self.config.alpha,
             self.config.beta,
         )
-        loss = None
-        if labels is not None:
-            labels = torch.as_tensor(labels)
-            if labels.shape != logits.shape[:1] or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-                raise ValueError(
-                    f"`labels` must be integer class indices of shape [{logits.shape[0]}] (one per image), "
-                    f"got shape {tuple(labels.shape)} and dtype {labels.dtype}."
-                )
-            self._check_labels(labels)
-            loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
-        return ImageClassifierOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
     def search_hyperparameters(
@@ -433,7 +258,7 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             raise ValueError(f"Got {tuple(image_embeds.shape)} features for {tuple(labels.shape)} labels.")
         if not torch.isfinite(image_embeds).all():
             raise ValueError("`image_embeds` holds NaN or inf values.")
-        self._check_labels(labels)
+        self.check_labels(labels)
         # in float32 whatever the model's dtype: a half-precision grid and exp would change the choice
         embeds = normalize(image_embeds.to(device=self.zero_shot_weights.device, dtype=torch.float32))
         result = grid_search(
@@ -442,7 +267,7 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
             self.zero_shot_weights.float(),
             self.cache_keys.detach().float(),
             self.cache_labels,
-            self.clip.logit_scale.exp().float(),
+            self.logit_scale().float(),
             tuple(search_scale or self.config.search_scale),
             tuple(search_step or self.config.search_step),
         )
@@ -450,32 +275,13 @@ class TipAdapterForImageClassification(TipAdapterPreTrainedModel):
         return result
 
     # ------------------------------------------------------------------------------------------------------ helpers
-    def _freeze(self) -> None:
-        """Only the cache keys of Tip-Adapter-F train: CLIP (and every buffer) stays frozen."""
-        self.requires_grad_(False)
-        if isinstance(self.cache_keys, nn.Parameter):
-            self.cache_keys.requires_grad_(True)
+    def _check_ready(self) -> None:
+        if self.cache_keys.shape[0] == 0:
+            raise ValueError("The cache is empty: call `build_cache(...)` or `set_cache(keys, labels)` first.")
 
-    def _check_labels(self, labels: torch.Tensor) -> None:
-        """Raise when a label lies outside [0, num_labels)."""
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            bad = sorted({int(v) for v in labels.flatten().tolist() if not 0 <= v < self.num_classes})
-            raise ValueError(
-                f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes."
-            )
-
-    def _image_geometry(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-        """Crop size, mean and std of the image processor (OpenAI CLIP's without one)."""
-        processor = getattr(self.processor, "image_processor", None)
-        if processor is None:
-            return self.config.clip_config.vision_config.image_size, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-        crop = getattr(processor, "crop_size", None)  # a dict in transformers 4, a SizeDict in 5
-        size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
-        return (
-            size or self.config.clip_config.vision_config.image_size,
-            tuple(processor.image_mean or OPENAI_CLIP_MEAN),
-            tuple(processor.image_std or OPENAI_CLIP_STD),
-        )
+    def _trainable_tensors(self) -> list[nn.Parameter]:
+        """Only the cache keys of Tip-Adapter-F train."""
+        return [self.cache_keys] if isinstance(self.cache_keys, nn.Parameter) else []
 
 
-__all__ = ["TipAdapterForImageClassification", "TipAdapterPreTrainedModel"]
+__all__ = ["TipAdapterForImageClassification"]

@@ -289,7 +289,7 @@ def test_demo_offline_fallback_in_a_subprocess(tmp_path, env):
     assert f"backbone: {FALLBACK}" in proc.stdout and "not CLIP's accuracy" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["backbone"] == FALLBACK == "random-init (offline fallback)" and "mechanics" in results["note"]
-    assert json.loads((out / "config.json").read_text())["clip_name_or_path"] == FALLBACK
+    assert json.loads((out / "config.json").read_text())["backbone_name_or_path"] == FALLBACK
 
 
 def test_demo_with_an_explicit_backbone_that_fails_is_a_hard_error(tmp_path, capsys):

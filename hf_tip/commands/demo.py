@@ -231,7 +231,7 @@ def _demo(args: argparse.Namespace) -> int:
     results = {"backbone": backbone_label, "demo": DEMO_TAG, **results, "templates": templates}
     if backbone_label == FALLBACK:
         results["note"] = "Random-init backbone: the numbers show the mechanics, not CLIP's accuracy."
-        model.config.clip_name_or_path = FALLBACK  # what config.json and the model card name as the backbone
+        model.config.backbone_name_or_path = FALLBACK  # what config.json and the model card name as the backbone
     model.save_pretrained(output_dir)
     write_results(output_dir, results)
 

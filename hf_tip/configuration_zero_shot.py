@@ -1,0 +1,132 @@
+"""Configuration shared by every hf-tip head: the dual-encoder backbone, its class names and its prompts."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, CLIPConfig, PreTrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+DEFAULT_TEMPLATES = ("a photo of a {}.",)
+
+
+def _backbone_config(value, argument: str = "backbone_config") -> PreTrainedConfig:
+    """A backbone config from a config object, a `to_dict()` (its `model_type` picks the class; CLIP without one),
+    or `None` (a default CLIP)."""
+    if value is None:
+        return CLIPConfig()
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if isinstance(value, dict):
+        model_type = value.get("model_type", "clip")
+        if model_type not in CONFIG_MAPPING:
+            raise ValueError(f"`{argument}` has model_type {model_type!r}, which transformers does not know.")
+        return CONFIG_MAPPING[model_type](**{k: v for k, v in value.items() if k != "model_type"})
+    raise ValueError(f"`{argument}` must be a dict or a PreTrainedConfig, got {type(value).__name__}.")
+
+
+def check_templates(templates) -> list[str]:
+    """The templates as a list; raises a `ValueError` unless each holds exactly one `{}`."""
+    templates = list(DEFAULT_TEMPLATES) if templates is None else templates
+    if isinstance(templates, str):
+        raise ValueError(f"`templates` must be a list of strings, got the string {templates!r}; wrap it in a list.")
+    templates = list(templates)
+    if not templates:
+        raise ValueError("`templates` must hold at least one template.")
+    for template in templates:
+        if not isinstance(template, str) or "{}" not in template:
+            raise ValueError(f"Every entry of `templates` needs a `{{}}` for the class name, got {template!r}.")
+        try:
+            template.format("class name")
+        except (IndexError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"Every entry of `templates` must hold exactly one `{{}}` (escape other braces as `{{{{`/`}}}}`), "
+                f"got {template!r}: {error!r}."
+            ) from None
+    return templates
+
+
+class ZeroShotConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`ZeroShotForImageClassification`], and the base of every hf-tip head's configuration: the
+    dual-encoder backbone (CLIP, SigLIP, ...), the classes and the prompt templates of the zero-shot text classifier
+    `W` `[C,D]`.
+
+    Args:
+        backbone_config (`dict` or [`PreTrainedConfig`], *optional*):
+            Configuration of the wrapped dual encoder (its `model_type` names the family); nested so that
+            `from_pretrained` rebuilds it offline. Defaults to a CLIP configuration. `clip_config` (the first
+            release's name) is read as this.
+        templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
+            Prompt templates, each holding one `{}` for the class name, averaged into the zero-shot weights.
+        backbone_name_or_path (`str`, *optional*):
+            Where the backbone came from (a Hub id, or a folder's name). `clip_name_or_path` is read as this.
+        backbone_revision (`str`, *optional*): the backbone repository's revision (branch, tag or commit).
+        save_backbone (`bool`, *optional*, defaults to `True`):
+            Whether the saved weights hold the backbone. An adapter-only save (`False`) loads the backbone from
+            `backbone_name_or_path` at `backbone_revision`.
+
+    Example:
+
+    ```python
+    >>> from hf_tip import ZeroShotConfig
+    >>> config = ZeroShotConfig(id2label={0: "cat", 1: "dog"}, templates=["a photo of a {}."])
+    >>> config.num_labels
+    2
+    ```
+    """
+
+    model_type = "clip-zero-shot"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(
+        self,
+        backbone_config: dict | PreTrainedConfig | None = None,
+        templates: list[str] | None = None,
+        backbone_name_or_path: str | None = None,
+        backbone_revision: str | None = None,
+        save_backbone: bool = True,
+        **kwargs,
+    ):
+        legacy_config = kwargs.pop("clip_config", None)  # folders saved by hf-tip 0.1
+        legacy_name = kwargs.pop("clip_name_or_path", None)
+        if backbone_config is None and legacy_config is not None:
+            self.backbone_config = _backbone_config(legacy_config, "clip_config")
+        else:
+            self.backbone_config = _backbone_config(backbone_config)
+        self.templates = check_templates(templates)
+        self.backbone_name_or_path = backbone_name_or_path if backbone_name_or_path is not None else legacy_name
+        self.backbone_revision = backbone_revision
+        self.save_backbone = bool(save_backbone)
+        super().__init__(**kwargs)
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"`id2label` must map the ids 0..C-1 to class names, got ids {sorted(self.id2label)}.")
+        labels = [self.id2label[i] for i in range(len(self.id2label))]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"Class names must be unique; duplicated in `id2label`: {duplicates}.")
+        inverse = {label: i for i, label in enumerate(labels)}
+        if self.label2id is None:
+            self.label2id = inverse
+        elif {str(k): int(v) for k, v in self.label2id.items()} != inverse:
+            raise ValueError(f"`label2id` {self.label2id} is not the inverse of `id2label` {self.id2label}.")
+
+    @property
+    def clip_config(self) -> PreTrainedConfig:
+        """The backbone's configuration (the first release's name for `backbone_config`)."""
+        return self.backbone_config
+
+    @property
+    def clip_name_or_path(self) -> str | None:
+        """The first release's name for `backbone_name_or_path`."""
+        return self.backbone_name_or_path
+
+    @clip_name_or_path.setter
+    def clip_name_or_path(self, value: str | None) -> None:
+        self.backbone_name_or_path = value
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names, in label order."""
+        return [self.id2label[i] for i in range(len(self.id2label))]
+
+
+__all__ = ["ZeroShotConfig", "check_templates"]

@@ -1,0 +1,350 @@
+"""Zero-shot classification with a CLIP-family dual encoder, and the base class of every hf-tip head.
+
+A head adds what a few labelled examples teach to CLIP's zero-shot classifier `s · f Wᵀ`. The base holds what every
+head shares: the frozen dual encoder (`clip`), the text weights `W` `[C,D]` (`zero_shot_weights`), the processor,
+feature encoding, validation of inputs at the edge, saving, loading and pushing. A head overrides `head_logits`
+(and, for what it learns, `fit`, `search_hyperparameters` and the tensors it registers in `_init_head`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoProcessor, PreTrainedModel, ProcessorMixin
+from transformers import initialization as init
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .cache import normalize, zero_shot_logits
+from .configuration_zero_shot import ZeroShotConfig
+from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from .features import encode_images, feature_dim, zero_shot_weights
+
+
+class ZeroShotPreTrainedModel(PreTrainedModel):
+    config_class = ZeroShotConfig
+    config: ZeroShotConfig
+    base_model_prefix = "zero_shot"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def _init_weights(self, module):
+        if isinstance(module, ZeroShotForImageClassification):
+            for name in module._head_tensors():
+                tensor = getattr(module, name)
+                if tensor is not None and tensor.numel():
+                    init.zeros_(tensor)
+
+
+class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
+    r"""
+    Zero-shot image classification with a CLIP-family dual encoder: `logits = s · f Wᵀ`, with `f` the L2-normalised
+    image feature, `W` `[C,D]` the prompt-ensembled text embeddings of the class names and `s` the backbone's logit
+    scale. Every hf-tip head subclasses it.
+
+    Example:
+
+    ```python
+    >>> from hf_tip import ZeroShotForImageClassification
+    >>> model = ZeroShotForImageClassification.from_clip(
+    ...     "openai/clip-vit-base-patch16", class_names=["cat", "dog"], templates=["a photo of a {}."]
+    ... )
+    >>> logits = model(pixel_values=pixel_values).logits  # [B, 2]
+    ```
+    """
+
+    def __init__(self, config: ZeroShotConfig, clip: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.clip = clip if clip is not None else AutoModel.from_config(config.backbone_config)
+        dim = feature_dim(config.backbone_config)
+        self.register_buffer("zero_shot_weights", torch.zeros(config.num_labels, dim), persistent=True)
+        self._init_head(config, dim)
+        self.processor: ProcessorMixin | None = None
+        # What the model card reports (see `hf_tip.model_card`); filled by `hf-tip build` and fine-tuning runs.
+        self.card_data: dict = {}
+        self.post_init()
+        self._freeze()
+
+    def _init_head(self, config: ZeroShotConfig, dim: int) -> None:
+        """Register the head's own tensors (parameters or persistent buffers), sized from the config."""
+
+    def _head_tensors(self) -> list[str]:
+        """Names of the tensors `_init_head` registers (zero-initialised before loading)."""
+        return ["zero_shot_weights"]
+
+    # ----------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_clip(
+        cls,
+        model_or_path: str | os.PathLike | PreTrainedModel,
+        class_names: Sequence[str],
+        templates: Sequence[str] | None = None,
+        processor: ProcessorMixin | None = None,
+        **config_kwargs,
+    ):
+        r"""
+        Build the head, untrained, on a CLIP-family backbone: text weights `W` `[C,D]` from the prompts.
+
+        Args:
+            model_or_path (`str`, `os.PathLike` or [`PreTrainedModel`]):
+                A Hub id or local folder of a dual-encoder checkpoint, or a loaded model (then pass `processor`).
+            class_names (`list[str]`):
+                One name per class, in label order; they become `id2label`. `_` reads as a space in prompts.
+            templates (`list[str]`, *optional*):
+                Prompt templates with one `{}`; defaults to the config's (`"a photo of a {}."`).
+            processor ([`ProcessorMixin`], *optional*):
+                Tokenizer and image processor; loaded from `model_or_path` when it is a path.
+            config_kwargs:
+                Any other argument of the head's configuration (`alpha`, `beta`, `num_shots`, ...).
+        """
+        clip, processor, name = _load_backbone(model_or_path, processor)
+        class_names = _check_class_names(class_names)
+        config_kwargs.setdefault("backbone_name_or_path", name or getattr(clip.config, "_name_or_path", None) or None)
+        config = cls.config_class(
+            backbone_config=clip.config.to_dict(),
+            templates=list(templates) if templates is not None else None,
+            id2label=dict(enumerate(class_names)),
+            label2id={c: i for i, c in enumerate(class_names)},
+            **config_kwargs,
+        )
+        model = cls(config, clip=clip)
+        model.processor = processor
+        model.set_class_prompts([c.replace("_", " ") for c in class_names])
+        return model.to(clip.device).eval()
+
+    from_backbone = from_clip
+
+    def set_class_prompts(self, prompt_names: Sequence[str]) -> None:
+        """Recompute the text weights `W` from what the prompts call each class (in label order)."""
+        if len(prompt_names) != self.num_classes:
+            raise ValueError(f"Got {len(prompt_names)} prompt names for {self.num_classes} classes.")
+        if self.processor is None:
+            raise ValueError("The model has no processor (`model.processor`): prompts need its tokenizer.")
+        weights = zero_shot_weights(self.clip, self.processor.tokenizer, list(prompt_names), self.config.templates)
+        self.zero_shot_weights.copy_(weights.to(self.zero_shot_weights))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a saved head, and its processor (as `model.processor`) when the folder or repo has one."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model._freeze()  # loading in transformers 5 makes every parameter trainable again
+        # `trust_remote_code` travels on: the processor loader reads config.json, whose `auto_map` would otherwise
+        # make transformers prompt for it again when the model was loaded as remote code.
+        keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder", "trust_remote_code")
+        hub_kwargs = {k: kwargs[k] for k in keys if k in kwargs}
+        try:
+            model.processor = AutoProcessor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        except (OSError, ValueError, TypeError, KeyError):
+            model.processor = None
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs) -> None:
+        """Save config, `model.safetensors`, the processor and (with `hf_tip` installed) a model card README.md;
+        `push_to_hub=True` then uploads them with `push_to_hub` (`repo_id=` defaults to the folder's name)."""
+        push_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "create_pr", "private") if k in kwargs}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
+        if self.processor is None:
+            warnings.warn(
+                f"The model has no processor (`model.processor` is None): {save_directory} gets no image processor or "
+                "tokenizer files, so `pipeline(...)` cannot load it. Set `model.processor` to the backbone's first.",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+            self.processor.save_pretrained(save_directory)
+            # preprocessor_config.json too: AutoImageProcessor and pipelines still probe it, and transformers 4 reads it
+            self.processor.image_processor.save_pretrained(save_directory)
+        try:  # the card renderer ships with hf_tip only; remote-code users save without a card
+            from hf_tip.model_card import write_model_card
+        except ImportError:
+            write_model_card = None
+        if write_model_card is not None:
+            write_model_card(self, save_directory)
+        if push_to_hub:
+            repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            self.push_to_hub(repo_id, token=kwargs.get("token"), **push_kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload config, weights, remote code, processor and the hf_tip model card to `repo_id` in one commit (see
+        `hf_tip.hub.push_model`; transformers' own push would replace the card with a generic one). Returns the
+        `CommitInfo`."""
+        try:
+            from hf_tip.hub import push_model
+        except ImportError:  # remote-code users without hf_tip: transformers' push and its generic card
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model(self, repo_id, **kwargs)
+
+    # --------------------------------------------------------------------------------------------------- inference
+    @property
+    def num_classes(self) -> int:
+        return self.zero_shot_weights.shape[0]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.zero_shot_weights.shape[1]
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image features [B,D] of pixel values [B,3,H,W]."""
+        return encode_images(self.clip, pixel_values)
+
+    def logit_scale(self) -> torch.Tensor:
+        """The backbone's logit scale `s` (a scalar tensor)."""
+        return self.clip.logit_scale.exp()
+
+    def zero_shot_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """CLIP's zero-shot logits [B,C] for image features [B,D]."""
+        embeds = normalize(image_embeds.to(self.zero_shot_weights))
+        return zero_shot_logits(embeds, self.zero_shot_weights, self.logit_scale().to(embeds))
+
+    def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """The head's logits [B,C] for L2-normalised features [B,D] in the head's dtype; zero-shot CLIP here."""
+        return self.zero_shot_logits(image_embeds)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `[B, 3, H, W]`, *optional*): images, as the processor makes them.
+            image_embeds (`torch.FloatTensor` of shape `[B, D]`, *optional*): precomputed image features of the
+                backbone (normalised here). Pass exactly one of `pixel_values` and `image_embeds`.
+            labels (`torch.LongTensor` of shape `[B]`, *optional*): class indices for the cross-entropy `loss`.
+
+        Returns:
+            [`ImageClassifierOutput`] with `logits` `[B, C]` and, given labels, `loss`.
+        """
+        if (pixel_values is None) == (image_embeds is None):
+            raise ValueError("Pass exactly one of `pixel_values` and `image_embeds`.")
+        self._check_ready()
+        if pixel_values is not None:
+            if not torch.isfinite(pixel_values).all():
+                raise ValueError("`pixel_values` holds NaN or inf values.")
+            image_embeds = encode_images(self.clip, pixel_values)
+        else:
+            if image_embeds.ndim != 2 or image_embeds.shape[-1] != self.feature_dim:
+                raise ValueError(
+                    f"`image_embeds` must have shape [B, {self.feature_dim}], got {tuple(image_embeds.shape)}."
+                )
+            if not torch.isfinite(image_embeds).all():
+                raise ValueError("`image_embeds` holds NaN or inf values.")
+            image_embeds = normalize(image_embeds)
+        logits = self.head_logits(image_embeds.to(self.zero_shot_weights))
+        loss = None
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != logits.shape[:1] or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ValueError(
+                    f"`labels` must be integer class indices of shape [{logits.shape[0]}] (one per image), "
+                    f"got shape {tuple(labels.shape)} and dtype {labels.dtype}."
+                )
+            self.check_labels(labels)
+            loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
+        return ImageClassifierOutput(loss=loss, logits=logits)
+
+    # ------------------------------------------------------------------------------------------------ fitting
+    def fit(self, view_features: torch.Tensor, labels: torch.Tensor, **kwargs: Any):
+        """Fit the head, training-free, on raw few-shot view features [V,N,D] and labels [N]; zero-shot: nothing."""
+        return self
+
+    def search_hyperparameters(self, image_embeds: torch.Tensor, labels: torch.Tensor, **kwargs: Any) -> dict:
+        """Choose the head's hyper-parameters on validation features [N,D]; zero-shot has none (returns accuracy)."""
+        logits = self(image_embeds=image_embeds).logits
+        labels = torch.as_tensor(labels).to(logits.device)
+        return {"accuracy": (logits.argmax(-1) == labels).float().mean().item() if labels.numel() else 0.0}
+
+    # ------------------------------------------------------------------------------------------------------ helpers
+    def _check_ready(self) -> None:
+        """Raise when the head cannot score yet (e.g. an empty cache)."""
+
+    def _trainable_tensors(self) -> list[nn.Parameter]:
+        """The parameters that train (none: the backbone and text weights stay frozen)."""
+        return []
+
+    def _freeze(self) -> None:
+        """The backbone (and every buffer) stays frozen; only the head's trainable tensors require grad."""
+        self.requires_grad_(False)
+        for parameter in self._trainable_tensors():
+            parameter.requires_grad_(True)
+
+    def check_labels(self, labels: torch.Tensor) -> None:
+        """Raise a `ValueError` when a label lies outside [0, num_labels)."""
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            bad = sorted({int(v) for v in labels.flatten().tolist() if not 0 <= v < self.num_classes})
+            raise ValueError(
+                f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes."
+            )
+
+    _check_labels = check_labels  # the first release's name
+
+    def image_geometry(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+        """Crop size, mean and std of the image processor (OpenAI CLIP's without one)."""
+        processor = getattr(self.processor, "image_processor", None)
+        default_size = self.config.backbone_config.vision_config.image_size
+        if processor is None:
+            return default_size, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+        crop = getattr(processor, "crop_size", None) or getattr(processor, "size", None)  # dict (v4) / SizeDict (v5)
+        size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+        return (
+            size or default_size,
+            tuple(processor.image_mean or OPENAI_CLIP_MEAN),
+            tuple(processor.image_std or OPENAI_CLIP_STD),
+        )
+
+    _image_geometry = image_geometry  # the first release's name
+
+
+def _check_class_names(class_names) -> list[str]:
+    """The class names as a list of non-empty strings; raises a `ValueError` naming the problem."""
+    if isinstance(class_names, str):
+        raise ValueError(
+            f"`class_names` must be a list of names, got the string {class_names!r} (which would make one class per "
+            f"character); pass [{class_names!r}]."
+        )
+    names = [str(c) for c in class_names]
+    if not names:
+        raise ValueError("`class_names` must name at least one class.")
+    empty = [i for i, name in enumerate(names) if not name.strip()]
+    if empty:
+        raise ValueError(f"`class_names` has empty names at positions {empty}.")
+    return names  # duplicates: the config's `id2label` check names them
+
+
+def _load_backbone(model_or_path, processor) -> tuple[PreTrainedModel, ProcessorMixin, str | None]:
+    """The backbone, its processor and the name it was loaded by (`None` for a loaded model)."""
+    if isinstance(model_or_path, PreTrainedModel):
+        if processor is None:
+            raise ValueError(
+                "Pass `processor=` (the backbone's processor) with a loaded model: prompts need its tokenizer."
+            )
+        return model_or_path, processor, None
+    name = str(model_or_path)
+    if (os.path.isabs(name) or name.startswith(".")) and not os.path.isdir(name):
+        raise OSError(f"Could not load the CLIP backbone {name!r}: no such folder.")
+    try:
+        clip = AutoModel.from_pretrained(name)
+        processor = processor if processor is not None else AutoProcessor.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise OSError(
+            f"Could not load the CLIP backbone {name!r}: {error}\nWithout access to the Hugging Face Hub, pass a local "
+            "folder holding a CLIP-family checkpoint and its processor (`model.save_pretrained` + "
+            "`processor.save_pretrained`) as the model name or path."
+        ) from error
+    if not hasattr(clip, "get_image_features") or not hasattr(clip, "get_text_features"):
+        raise ValueError(
+            f"{name!r} is a {type(clip).__name__}, not a dual encoder with `get_image_features` / `get_text_features` "
+            "(CLIP, SigLIP, SigLIP 2, Chinese-CLIP, AltCLIP)."
+        )
+    return clip, processor, name
+
+
+__all__ = ["ZeroShotForImageClassification", "ZeroShotPreTrainedModel"]
