@@ -33,7 +33,7 @@ from typing import Any
 from huggingface_hub import CommitInfo, HfApi
 from transformers.dynamic_module_utils import get_relative_import_files
 
-from .model_card import is_generated, read_card_data, redact_free_text, render_model_card
+from .model_card import clean_command, is_generated, public_name, read_card_data, redact_free_text, render_model_card
 from .redact import REDACTED
 
 logger = logging.getLogger(__name__)
@@ -227,16 +227,23 @@ def _copy_no_follow(source: Path, target: Path) -> None:
             shutil.copyfileobj(src, dst)
 
 
-def _redact_json(value: Any) -> Any:
-    """A JSON value with the values of secret keys and every secret in its strings redacted."""
+def _redact_json(value: Any, key: str = "") -> Any:
+    """A JSON value with the values of secret keys and every secret in its strings redacted, recorded command lines
+    cleaned ([`clean_command`]) and absolute local paths reduced to their last component."""
     if isinstance(value, dict):
         return {
-            key: REDACTED if key.lower() in SECRET_KEYS and isinstance(item, str) and item else _redact_json(item)
-            for key, item in value.items()
+            name: REDACTED
+            if name.lower() in SECRET_KEYS and isinstance(item, str) and item
+            else _redact_json(item, name)
+            for name, item in value.items()
         }
     if isinstance(value, list):
-        return [_redact_json(item) for item in value]
-    return redact_free_text(value) if isinstance(value, str) else value
+        return [_redact_json(item, key) for item in value]
+    if not isinstance(value, str):
+        return value
+    if key == "command":
+        return clean_command(value)
+    return redact_free_text(public_name(value) if os.path.isabs(value) else value)
 
 
 def _stage_results(source: Path, target: Path) -> None:
