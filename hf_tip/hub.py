@@ -258,16 +258,16 @@ def _stage_results(source: Path, target: Path) -> None:
 
 def stage_upload(folder: str | os.PathLike, staging: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Copy what [`select_upload`] selects from `folder` into the empty folder `staging` (result files redacted,
-    README.md not copied: the card is added by the push), then check that the copy is a complete save. Returns
+    README.md not copied: the card is added by the push), after checking that they make a complete save. Returns
     `(files, left_out)`; raises a `ValueError` naming what is missing, and what was left out, when incomplete."""
     folder, staging = Path(folder), Path(staging)
     files, left_out = select_upload(folder)
+    check_saved_folder(folder, left_out)  # symbolic links count as missing: they are not staged
     for name in files:
         if name in RESULT_FILES:
             _stage_results(folder / name, staging / name)
         elif name != CARD_FILE:
             _copy_no_follow(folder / name, staging / name)
-    check_saved_folder(staging, left_out)
     return files, left_out
 
 

@@ -77,7 +77,15 @@ TAGS = ["clip", "few-shot", "hf-tip"]
 DEFAULT_LICENSE = "apache-2.0"
 FRAMEWORKS = {"hf-tip": "hf_tip", "transformers": None, "torch": None, "datasets": None, "accelerate": None}
 # Config fields shown elsewhere in the card (or not at all) rather than in the hyper-parameter table.
-NOT_HYPERPARAMETERS = {"templates", "auto_map", "id2label", "label2id", "cache_size"}
+NOT_HYPERPARAMETERS = {
+    "templates",
+    "auto_map",
+    "id2label",
+    "label2id",
+    "cache_size",
+    "save_backbone",
+    "backbone_revision",
+}
 _LEGACY_DATA_RE = re.compile(r"<!-- hf_tip:generated.*?card_data=(\{.*?\}) -->", re.S)
 _REPO_ID_RE = re.compile(r"[\w.-]+(/[\w.-]+)?")
 _SECRET_FLAG_RE = re.compile(r"(?P<flag>" + "|".join(map(re.escape, SECRET_FLAGS)) + r")(?P<sep>=|\s+)(?P<value>\S+)")
