@@ -21,16 +21,10 @@ import math
 
 import torch
 
-from .cache import normalize, zero_shot_logits
-from .head_checks import check_features, check_grid, check_labels
+from .cache import zero_shot_logits
+from .head_inputs import check_features, check_grid, check_labels, flatten_views
 
 ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)  # main_few_shots.py line 70
-
-
-def flatten_views(view_features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalise each view and stack them: [V,N,D] and labels [N] -> samples [V·N,D] and their labels [V·N]."""
-    samples = normalize(view_features).reshape(-1, view_features.shape[-1])  # view-major, as the reference's passes
-    return samples, labels.repeat(view_features.shape[0])
 
 
 def class_means(samples: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -18,16 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .cache import normalize
-from .head_checks import check_features, check_grid, check_labels
+from .head_inputs import check_features, check_grid, check_labels
 
 C_GRID = tuple(10.0**e for e in range(-6, 7))  # 1e-6 .. 1e6, one per decade (the CLIP paper's range)
-
-
-def flatten_views(view_features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalise each view and stack them as samples: [V,N,D] and labels [N] -> [V·N,D] and [V·N]."""
-    check_features("view_features", view_features, ndim=3)
-    return normalize(view_features).reshape(-1, view_features.shape[-1]), labels.repeat(view_features.shape[0])
 
 
 def fit_logistic_regression(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from .cache import affinity, cache_logits, tip_logits, zero_shot_logits
-from .head_checks import check_features, check_labels
+from .head_inputs import check_features, check_labels
 
 TEMPERATURE = 0.5  # tipx.py line 139
 SEARCH_SCALE = (50.0, 50.0, 30.0)  # (β_max, α_max, γ_max), tipx.py line 70

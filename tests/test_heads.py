@@ -306,3 +306,14 @@ def test_linear_probe_rejects_bad_inputs_naming_them():
         head_linear_probe.search_c(features, labels[:-1], features, labels, 3)
     with pytest.raises(ValueError, match="image_embeds"):
         head_linear_probe.search_c(features, labels, features[:, :2], labels, 3)
+
+
+def test_views_flatten_view_major_each_normalised():
+    from hf_tip.head_inputs import flatten_views
+
+    views = torch.randn(3, 4, 5) * 7
+    samples, labels = flatten_views(views, torch.tensor([2, 0, 1, 2]))
+    assert torch.equal(labels, torch.tensor([2, 0, 1, 2] * 3))
+    torch.testing.assert_close(samples[4 * 2 + 1], views[2, 1] / views[2, 1].norm())  # view 2 of image 1
+    with pytest.raises(ValueError, match="view_features"):
+        flatten_views(views[0], torch.tensor([2, 0, 1, 2]))

@@ -1,8 +1,10 @@
-"""Input checks shared by the method heads (`head_*.py`): each names the tensor it rejects, before anything is written."""
+"""Inputs of the method heads (`head_*.py`): checks that name the tensor they reject (before anything is written),
+and the few-shot views flattened into samples."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def check_features(name: str, features: torch.Tensor, dim: int | None = None, ndim: int = 2) -> None:
@@ -45,3 +47,11 @@ def check_grid(name: str, values: list[float] | tuple[float, ...], positive: boo
             raise ValueError(f"`{name}` must hold finite numbers, got {value!r}.")
         if positive and value <= 0:
             raise ValueError(f"`{name}` must hold numbers > 0, got {value!r}.")
+
+
+def flatten_views(view_features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise each view on its own and stack them as samples: [V,N,D] and labels [N] -> [V·N,D] and [V·N]
+    (view-major, as the references' augmentation passes)."""
+    check_features("view_features", view_features, ndim=3)
+    samples = F.normalize(view_features, dim=-1).reshape(-1, view_features.shape[-1])
+    return samples, labels.repeat(view_features.shape[0])
