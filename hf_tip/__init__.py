@@ -2,16 +2,32 @@
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
+from .configuration_clip_adapter import ClipAdapterConfig
+from .configuration_gda import GDAConfig
+from .configuration_linear_probe import LinearProbeConfig
 from .configuration_tip_adapter import TipAdapterConfig
+from .configuration_tip_x import TipXConfig
 from .configuration_zero_shot import ZeroShotConfig
+from .modeling_clip_adapter import ClipAdapterForImageClassification
+from .modeling_gda import GDAForImageClassification
+from .modeling_linear_probe import LinearProbeForImageClassification
 from .modeling_tip_adapter import TipAdapterForImageClassification
+from .modeling_tip_x import TipXForImageClassification
 from .modeling_zero_shot import ZeroShotForImageClassification
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClipAdapterConfig",
+    "ClipAdapterForImageClassification",
+    "GDAConfig",
+    "GDAForImageClassification",
+    "LinearProbeConfig",
+    "LinearProbeForImageClassification",
     "TipAdapterConfig",
     "TipAdapterForImageClassification",
+    "TipXConfig",
+    "TipXForImageClassification",
     "ZeroShotConfig",
     "ZeroShotForImageClassification",
     "__version__",
@@ -22,6 +38,10 @@ __all__ = [
 for _config, _model in (
     (ZeroShotConfig, ZeroShotForImageClassification),
     (TipAdapterConfig, TipAdapterForImageClassification),
+    (TipXConfig, TipXForImageClassification),
+    (ClipAdapterConfig, ClipAdapterForImageClassification),
+    (LinearProbeConfig, LinearProbeForImageClassification),
+    (GDAConfig, GDAForImageClassification),
 ):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModelForImageClassification.register(_config, _model, exist_ok=True)
