@@ -13,6 +13,7 @@ COMMANDS = {
     "evaluate": "Evaluate a saved Tip-Adapter (folder or Hub id) on a dataset split.",
     "demo": "Few-shot textile-defect classification demo: zero-shot CLIP vs Tip-Adapter.",
     "push": "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card.",
+    "finetune": "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate; see `hf-tip finetune --help`.",
 }
 
 

@@ -132,11 +132,7 @@ def results(out: Path) -> dict:
 
 def checkpoint_keys(folder: Path) -> torch.Tensor:
     """The keys a checkpoint holds (those after its last step)."""
-    for path in sorted(folder.glob("custom_checkpoint_*.pkl")):
-        state = torch.load(path, weights_only=True)
-        if isinstance(state, dict) and "cache_keys" in state:
-            return state["cache_keys"]
-    raise AssertionError(f"no keys in {folder}")
+    return load_file(folder / "training_state.safetensors")["params.cache_keys"]
 
 
 def data_args(data: dict[str, str]) -> list[str]:
@@ -497,7 +493,12 @@ def test_output_dir_and_config_checks(tmp_path):
     with pytest.raises(ValueError, match=r"already holds another run \(model\.safetensors\)"):
         check_output_dir(FinetuneConfig(output_dir=str(tmp_path)))
     check_output_dir(FinetuneConfig(output_dir=str(tmp_path), overwrite_output_dir=True))
-    check_output_dir(FinetuneConfig(output_dir=str(tmp_path), resume_from_checkpoint="latest"))
+    # issue 9 item 7: resuming never replaces a saved model either (only checkpoints/ and logs/ belong to a run)
+    with pytest.raises(ValueError, match=r"already holds another run \(model\.safetensors\)"):
+        check_output_dir(FinetuneConfig(output_dir=str(tmp_path), resume_from_checkpoint="latest"))
+    check_output_dir(
+        FinetuneConfig(output_dir=str(tmp_path), resume_from_checkpoint="latest", overwrite_output_dir=True)
+    )
     for kwargs, message in (
         ({"num_train_epochs": 0}, "`num_train_epochs` must be an integer >= 1"),
         ({"learning_rate": -1.0}, "`learning_rate` must be a finite number > 0"),
@@ -519,6 +520,8 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(adapter, image_da
     kwargs = dict(num_shots=2, num_train_epochs=1, num_augmented_views=1, output_dir=str(tmp_path / "run"))
     finetune(copy.deepcopy(adapter), dataset, FinetuneConfig(checkpointing_steps="epoch", **kwargs), accelerator)
     assert (tmp_path / "run" / "checkpoints" / "epoch_0" / "trainer_state.json").is_file()
+    # the finished run's folder holds its model: resuming into it needs `overwrite_output_dir` (issue 9 item 7)
+    kwargs["overwrite_output_dir"] = True
     other = FinetuneConfig(learning_rate=0.5, resume_from_checkpoint="latest", **kwargs)
     with pytest.raises(ValueError, match=r"other settings.*'learning_rate': \(0\.001, 0\.5\)"):
         finetune(copy.deepcopy(adapter), dataset, other, accelerator)
