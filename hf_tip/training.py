@@ -294,7 +294,11 @@ def finetune(
     """
     accelerator = accelerator if accelerator is not None else Accelerator(cpu=not torch.cuda.is_available())
     started = time.perf_counter()
-    config, resume, checkpoint = _prepare(model, dataset, config, accelerator)
+    try:
+        config, resume, checkpoint = _prepare(model, dataset, config, accelerator)
+    except ValueError as error:  # found before any collective: every process meets it (launchers print it once)
+        error.same_on_every_process = True
+        raise
     model.to(accelerator.device).eval()
     val_embeds, val_labels = encode_split(accelerator, model, dataset["validation"], config)
     images, labels = sample_training_set(model, dataset["train"], config)

@@ -13,6 +13,7 @@ exits with status 1 on every process; `HF_TIP_DEBUG=1` shows the traceback inste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -32,9 +33,9 @@ PROGRAM = "hf-tip finetune"
 DESCRIPTION = "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate."
 # What a user can get wrong (a flag, a file, a folder, a dataset, a checkpoint): one message, no traceback.
 USER_ERRORS = (ValueError, OSError)
-# A non-main process that fails waits this long before printing its own error: when the main process failed too
-# (the same check fails everywhere), the launcher has stopped this one by then, and the user reads one message.
-RANK_ERROR_DELAY_S = 3.0
+# A non-main process whose error the main process meets too (found before any collective, identically everywhere)
+# prints nothing and waits for the launcher to stop it once the main process has printed it (at most this long).
+SAME_ERROR_WAIT_S = 120.0
 
 
 @dataclass
@@ -140,9 +141,10 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
     from ..templates import get_preset
     from ..training import check_output_dir, finetune
 
-    preset = get_preset(script.template_set) if script.template_set else None
-    config = with_preset(config, preset)
-    check_output_dir(config)  # before loading anything
+    with _same_on_every_process():
+        preset = get_preset(script.template_set) if script.template_set else None
+        config = with_preset(config, preset)
+        check_output_dir(config)  # before loading anything
     # Without CUDA, `cpu=True` turns `accelerate launch --multi_gpu --num_processes N` into N gloo CPU processes.
     logs = ProjectConfiguration(config.output_dir, os.path.join(config.output_dir, "logs"))
     tracking = {"log_with": script.report_to, "project_config": logs} if script.with_tracking else {}
@@ -150,16 +152,17 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
     level = logging.INFO if accelerator.is_main_process else logging.ERROR
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=level)
     set_seed(1 if config.seed is None else config.seed)
-    with accelerator.main_process_first():
-        dataset = load_image_dataset(
-            config.dataset_name, script.dataset_config_name, script.train_dir, script.validation_dir, script.test_dir,
-            image_column=config.image_column, label_column=config.label_column,
-        )  # fmt: skip
-    require_split(dataset, "train", "--train_dir")
-    require_split(dataset, "validation", "--validation_dir")
-    model, labels = load_model(script, config, dataset, preset)
-    if labels != dataset_class_names(dataset["train"], config.label_column):
-        config = replace(config, class_names=labels)  # renamed (--class_names, --template_set): label i is class i
+    with _same_on_every_process():  # the data and the model: every process reads the same files
+        with accelerator.main_process_first():
+            dataset = load_image_dataset(
+                config.dataset_name, script.dataset_config_name, script.train_dir, script.validation_dir,
+                script.test_dir, image_column=config.image_column, label_column=config.label_column,
+            )  # fmt: skip
+        require_split(dataset, "train", "--train_dir")
+        require_split(dataset, "validation", "--validation_dir")
+        model, labels = load_model(script, config, dataset, preset)
+        if labels != dataset_class_names(dataset["train"], config.label_column):
+            config = replace(config, class_names=labels)  # renamed (--class_names, --template_set): label i is class i
     if script.with_tracking:
         accelerator.init_trackers("tip_adapter_f", _tracker_params(script, config))
     results = finetune(model, dataset, config, accelerator, on_step=_kill_hook(script.kill_after_steps))
@@ -170,6 +173,16 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also tears down the process group (gloo can abort at exit otherwise)
     return results
+
+
+@contextlib.contextmanager
+def _same_on_every_process():
+    """Mark a user error raised inside as met identically by every process (see `report_user_error`)."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        error.same_on_every_process = True
+        raise
 
 
 def _kill_hook(kill_after_steps: int | None):
@@ -184,11 +197,14 @@ def _kill_hook(kill_after_steps: int | None):
 
 
 def report_user_error(error: BaseException) -> int:
-    """Print `error` as one line (the main process; another process only if it failed alone), leave the process
-    group, and return the exit status 1."""
+    """Print `error` as one line and return the exit status 1. An error every process meets (marked
+    `same_on_every_process`: found before any collective) is printed by the main process only; the others wait
+    silently to be stopped by the launcher (whose own exit is then non-zero), so the user reads one message. An error
+    of one process alone (a bad image in its shard) is printed by that process, naming it."""
     rank = int(os.environ.get("RANK", "0"))
-    if rank != 0:
-        time.sleep(RANK_ERROR_DELAY_S)  # the launcher stops this process here when the main one failed too
+    if rank != 0 and getattr(error, "same_on_every_process", False):
+        time.sleep(SAME_ERROR_WAIT_S)  # the launcher stops this process once the main one has printed and exited
+        return 1
     prefix = f"{PROGRAM}: error" + (f" (process {rank})" if rank else "")
     print(f"{prefix}: {error}", file=sys.stderr, flush=True)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -200,8 +216,12 @@ def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
     """Parse, train; a user error becomes one line on stderr and the exit status 1 (2 for a malformed command)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        script, config = parse_args(argv)
-        config = replace(config, command=redact_command(program, argv))
+        try:
+            script, config = parse_args(argv)
+            config = replace(config, command=redact_command(program, argv))
+        except USER_ERRORS as error:
+            error.same_on_every_process = True
+            raise
         train(script, config)
     except USER_ERRORS as error:
         if os.environ.get("HF_TIP_DEBUG"):
