@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +35,11 @@ from tqdm.auto import tqdm
 
 from .redact import redact_text
 from .training_args import FinetuneConfig
-from .training_checkpoints import CHECKPOINTS_DIR, RunState, find_checkpoint, load_checkpoint, restore, save_checkpoint
+from .training_checkpoints import RunState, find_checkpoint, restore, save_checkpoint, trained_named_parameters
 from .training_checks import check_dataset, check_output_dir
 from .training_optim import create_optimizer_and_scheduler, trainable_parameters
 from .training_results import accuracy, build_training_free, final_results, model_accuracy
+from .training_setup import enable_training, prepare, signature
 from .training_views import encode_split, encode_view_bank, encode_views, epoch_order, sample_training_set, shard
 
 logger = get_logger(__name__)
@@ -179,78 +178,8 @@ class _Run:
         self.accelerator.log({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
         if value > state.best_accuracy:  # the first best epoch wins
             state.best_epoch, state.best_accuracy = epoch, value
-            state.best_params = {k: p.detach().clone() for k, p in _trained(self.model).items()}
+            state.best_params = {k: p.detach().clone() for k, p in trained_named_parameters(self.model).items()}
         self.after_step(epoch_end=True)
-
-
-def _trained(model) -> dict[str, torch.nn.Parameter]:
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _prepare(
-    model, dataset, config: FinetuneConfig | None, accelerator
-) -> tuple[FinetuneConfig, Path | None, tuple | None]:
-    """Resolve the seed and the recipe, run every check that needs no collective (identically on every process),
-    find the checkpoint to resume from; then clear a replaced run's checkpoints."""
-    config = (config if config is not None else FinetuneConfig()).resolve(model)
-    built_from = (
-        model.config.few_shot_seed
-        if getattr(model, "cache_keys", None) is not None and len(model.cache_keys)
-        else None
-    )
-    if config.seed is None:  # train on the images the cache was built from
-        config = replace(config, seed=built_from if built_from is not None else 1)
-    elif built_from is not None and built_from != config.seed:
-        warnings.warn(
-            f"The cache was built from the few-shot sample of seed {built_from}, but fine-tuning samples seed "
-            f"{config.seed}: its keys will be trained on other images. Leave the seed unset to use the cache's.",
-            UserWarning,
-            stacklevel=3,
-        )
-    check_dataset(model, dataset, config)
-    check_output_dir(config)
-    if hasattr(model, "cache_keys"):
-        alpha = config.alpha if config.alpha is not None else model.config.alpha
-        beta = config.beta if config.beta is not None else model.config.beta
-        if not alpha > 0:
-            raise ValueError(
-                f"The training alpha is {alpha!r} (`FinetuneConfig.alpha` unset: the model's `config.alpha`): at 0 "
-                "the cache term vanishes and the keys get no gradient. Pass `FinetuneConfig(alpha=...)` > 0 (`--alpha`)."
-            )
-        config = replace(config, alpha=alpha, beta=beta)
-    resume = (
-        find_checkpoint(config.output_dir, config.resume_from_checkpoint) if config.resume_from_checkpoint else None
-    )
-    checkpoint = load_checkpoint(resume) if resume is not None else None  # a broken one fails here, on every process
-    accelerator.wait_for_everyone()  # every process has checked the output folder before anything is written to it
-    if accelerator.is_main_process and config.output_dir and resume is None:
-        shutil.rmtree(Path(config.output_dir) / CHECKPOINTS_DIR, ignore_errors=True)  # a replaced run's checkpoints
-    return config, resume, checkpoint
-
-
-def _enable_training(model, config: FinetuneConfig) -> None:
-    """Make the trained parameters trainable (the model decides which), at the training α/β for Tip-Adapter."""
-    if hasattr(model, "enable_key_finetuning"):
-        model.enable_key_finetuning()
-        model.config.alpha, model.config.beta = config.alpha, config.beta
-    else:
-        model.enable_training()
-
-
-def _signature(
-    config: FinetuneConfig, model, num_examples: int, train_batch_size: int, first_view: int, views
-) -> dict:
-    """The settings a resumed run must share with the checkpoint's."""
-    return {
-        "num_examples": num_examples, "train_batch_size": train_batch_size,
-        "num_train_epochs": config.num_train_epochs, "seed": config.seed, "learning_rate": config.learning_rate,
-        "alpha": config.alpha, "beta": config.beta,
-        "augmentation": "online" if config.online_augmentation else f"bank of {views} views",
-        "first_training_view": first_view, "optimizer": config.optimizer, "weight_decay": config.weight_decay,
-        "adam_epsilon": config.adam_epsilon, "momentum": config.momentum, "warmup_epochs": config.warmup_epochs,
-        "warmup_learning_rate": config.warmup_learning_rate, "lr_scheduler_unit": config.lr_scheduler_unit,
-        "trained": sorted(_trained(model)),
-    }  # fmt: skip
 
 
 def finetune(
@@ -295,7 +224,7 @@ def finetune(
     accelerator = accelerator if accelerator is not None else Accelerator(cpu=not torch.cuda.is_available())
     started = time.perf_counter()
     try:
-        config, resume, checkpoint = _prepare(model, dataset, config, accelerator)
+        config, resume, checkpoint = prepare(model, dataset, config, accelerator)
     except ValueError as error:  # found before any collective: every process meets it (launchers print it once)
         error.same_on_every_process = True
         raise
@@ -308,14 +237,14 @@ def finetune(
     bank = None
     if not config.online_augmentation:
         bank = encode_view_bank(accelerator, model, images, views, config.seed, config.encode_batch_size, first_view)
-    _enable_training(model, config)
+    enable_training(model, config)
     train_batch_size = config.per_device_train_batch_size * accelerator.num_processes
     steps_per_epoch = math.ceil(len(labels) / train_batch_size)
     optimizer, scheduler = create_optimizer_and_scheduler(
         model, config, steps_per_epoch * config.num_train_epochs, steps_per_epoch
     )
-    state = RunState(_signature(config, model, len(labels), train_batch_size, first_view, views))
-    state.best_params = {k: p.detach().clone() for k, p in _trained(model).items()}
+    state = RunState(signature(config, model, len(labels), train_batch_size, first_view, views))
+    state.best_params = {k: p.detach().clone() for k, p in trained_named_parameters(model).items()}
     run = _Run(accelerator, model, config, optimizer, scheduler, state, labels, images, bank, first_view,
                train_batch_size, steps_per_epoch, on_step)  # fmt: skip
     _train(run, resume, checkpoint, val_embeds, val_labels)
@@ -345,7 +274,7 @@ def _train(run: _Run, resume, checkpoint, val_embeds, val_labels) -> None:
     finally:
         run.bar.close()
     with torch.no_grad():
-        for name, param in _trained(run.model).items():
+        for name, param in trained_named_parameters(run.model).items():
             param.copy_(run.state.best_params[name])
 
 
