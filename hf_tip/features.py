@@ -8,14 +8,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .cache import normalize
-from .data import augment, to_pixel_values
+from .data import augment, load_images, seeded_generator, to_pixel_values, to_rgb
 
 
 def _unwrap(output) -> torch.Tensor:
@@ -69,10 +68,10 @@ def encode_batches(
 
 
 def view_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """The random stream of augmented view `epoch` of image `index`: independent of batching and of how the set is
-    sharded across processes, so 1 and N processes draw identical views."""
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+    """The random stream of augmented view `epoch` of image `index` (stream `("view", epoch, index)` of
+    `data.shuffle_keys`'s scheme): independent of batching and of how the set is sharded across processes, so 1 and
+    N processes draw identical views."""
+    return seeded_generator(seed, "view", epoch, index)
 
 
 def iter_augmented_features(
@@ -121,7 +120,7 @@ def _pixel_batches(images: Sequence, image_processor, batch_size: int) -> Iterat
     starts = list(range(0, len(images), batch_size))
 
     def process(start: int) -> torch.Tensor:
-        batch = [image.convert("RGB") for image in images[start : start + batch_size]]
+        batch = [to_rgb(image) for image in images[start : start + batch_size]]
         return image_processor(batch, return_tensors="pt")["pixel_values"]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -174,7 +173,7 @@ def encode_dataset(
         if path.is_file():
             stored = load_file(path)
             return stored["image_embeds"], stored["labels"]
-    images = dataset[image_column]
+    images = load_images(dataset, image_column)
     labels = torch.as_tensor(list(dataset[label_column]), dtype=torch.long)
     bar = tqdm(total=len(labels), desc="Encoding images", unit="img", disable=not show_progress)
     embeds = encode_batches(clip, _pixel_batches(images, image_processor, batch_size), progress=bar.update)

@@ -9,7 +9,7 @@ from torch import nn
 
 from .cache import normalize, tip_logits
 from .configuration_tip_adapter import TipAdapterConfig
-from .data import check_columns, dataset_class_names, sample_few_shot
+from .data import check_dataset, check_images, load_images, remap_labels, sample_few_shot
 from .features import iter_augmented_features
 from .modeling_zero_shot import ZeroShotForImageClassification
 from .search import grid_search
@@ -110,6 +110,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         label_column: str = "label",
         allow_fewer_shots: bool = False,
         show_progress: bool = True,
+        class_mapping: dict[str, str] | Sequence[str] | None = None,
     ) -> TipAdapterForImageClassification:
         r"""
         Encode a few-shot set into the cache, as in the paper: `augment_epochs` passes over the images in a fixed
@@ -124,23 +125,24 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
                 With a dataset, sample exactly this many examples per class first (seeded by `seed`).
             augment_epochs (`int`, *optional*): views per image; defaults to `config.augment_epochs`.
             seed (`int`, *optional*, defaults to 1): seeds the few-shot sampling and the augmentations.
+            class_mapping (`dict[str, str]` or `list[str]`, *optional*):
+                How a dataset's `ClassLabel` names map to the model's classes when they differ (see
+                `hf_tip.data.align_labels`); by default they are matched by name (`_` as a space, ignoring case), so
+                a dataset listing the model's classes in another order gets the right labels.
         """
         if hasattr(images_or_dataset, "column_names"):
             dataset = images_or_dataset
-            check_columns(dataset, image_column, label_column)
-            names = dataset_class_names(dataset, label_column)
-            if names is not None and len(names) != self.num_classes:
-                raise ValueError(
-                    f"The dataset has {len(names)} classes {names}, the model {self.num_classes} "
-                    f"{list(self.config.id2label.values())}."
-                )
+            class_names = [self.config.id2label[i] for i in range(self.num_classes)]
+            label_map = check_dataset(
+                dataset, class_names, image_column=image_column, label_column=label_column, class_mapping=class_mapping
+            )
+            labels = remap_labels(dataset[label_column], label_map)
             if num_shots is not None:
-                class_names = [self.config.id2label[i] for i in range(self.num_classes)]
-                picked = sample_few_shot(list(dataset[label_column]), num_shots, seed, class_names, allow_fewer_shots)
-                dataset = dataset.select(picked)
-            images, labels = list(dataset[image_column]), list(dataset[label_column])
+                picked = sample_few_shot(labels.tolist(), num_shots, seed, class_names, allow_fewer_shots)
+                dataset, labels = dataset.select(picked), labels[picked]
+            images = load_images(dataset, image_column)
         else:
-            images = list(images_or_dataset)
+            images = check_images(images_or_dataset)
             if labels is None or len(labels) != len(images):
                 raise ValueError(
                     f"Pass one label per image: got {len(images)} images and {0 if labels is None else len(labels)} labels."

@@ -21,7 +21,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .cache import normalize, zero_shot_logits
 from .configuration_zero_shot import ZeroShotConfig
-from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, check_class_names, check_pixel_values
 from .features import encode_images, feature_dim, zero_shot_weights
 
 
@@ -102,7 +102,7 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
                 Any other argument of the head's configuration (`alpha`, `beta`, `num_shots`, ...).
         """
         clip, processor, name = _load_backbone(model_or_path, processor)
-        class_names = _check_class_names(class_names)
+        class_names = check_class_names(class_names)
         config_kwargs.setdefault("backbone_name_or_path", name or getattr(clip.config, "_name_or_path", None) or None)
         config = cls.config_class(
             backbone_config=clip.config.to_dict(),
@@ -227,8 +227,7 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
             raise ValueError("Pass exactly one of `pixel_values` and `image_embeds`.")
         self._check_ready()
         if pixel_values is not None:
-            if not torch.isfinite(pixel_values).all():
-                raise ValueError("`pixel_values` holds NaN or inf values.")
+            check_pixel_values(pixel_values)
             image_embeds = encode_images(self.clip, pixel_values)
         else:
             if image_embeds.ndim != 2 or image_embeds.shape[-1] != self.feature_dim:
@@ -301,22 +300,6 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         )
 
     _image_geometry = image_geometry  # the first release's name
-
-
-def _check_class_names(class_names) -> list[str]:
-    """The class names as a list of non-empty strings; raises a `ValueError` naming the problem."""
-    if isinstance(class_names, str):
-        raise ValueError(
-            f"`class_names` must be a list of names, got the string {class_names!r} (which would make one class per "
-            f"character); pass [{class_names!r}]."
-        )
-    names = [str(c) for c in class_names]
-    if not names:
-        raise ValueError("`class_names` must name at least one class.")
-    empty = [i for i, name in enumerate(names) if not name.strip()]
-    if empty:
-        raise ValueError(f"`class_names` has empty names at positions {empty}.")
-    return names  # duplicates: the config's `id2label` check names them
 
 
 def _load_backbone(model_or_path, processor) -> tuple[PreTrainedModel, ProcessorMixin, str | None]:

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from transformers import CLIPModel, CLIPProcessor
 
-from .data import check_columns, dataset_class_names, shuffle_keys
+from .data import check_columns, check_dataset, dataset_class_names, remap_labels, shuffle_keys
 from .evaluation import compute_accuracy
 from .features import encode_dataset, zero_shot_weights
-from .loading import require_split
 from .modeling_tip_adapter import TipAdapterForImageClassification
 from .templates import DatasetPreset, unique_class_names
 
@@ -133,9 +132,11 @@ def encode_split(
     feature_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
     show_progress: bool = True,
+    label_map: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised CLIP features [N,D] and labels [N] of a split through the model's processor, cached on disk when
-    `feature_cache_dir` is given (see [`~features.encode_dataset`])."""
+    `feature_cache_dir` is given (see [`~features.encode_dataset`]); `label_map` (from [`~data.check_dataset`]) turns
+    the dataset's labels into the model's class indices."""
     if model.processor is None:
         raise ValueError("The model has no processor (`model.processor`); load it from a folder that holds one.")
     check_columns(split, image_column, label_column)
@@ -149,6 +150,7 @@ def encode_split(
         cache_dir=feature_cache_dir,
         show_progress=show_progress,
     )
+    labels = remap_labels(labels, label_map)
     model._check_labels(labels)
     return embeds, labels
 
@@ -181,6 +183,7 @@ def fit_training_free(
     show_progress: bool = True,
     dataset_name: str | None = None,
     command: str | None = None,
+    class_mapping: dict[str, str] | Sequence[str] | None = None,
 ) -> dict:
     r"""
     Training-free Tip-Adapter on a `DatasetDict`: sample `num_shots` per class from `train` and build the augmented
@@ -204,6 +207,8 @@ def fit_training_free(
         show_progress (`bool`, *optional*, defaults to `True`): tqdm bars while encoding.
         dataset_name (`str`, *optional*): recorded in the results and the model card.
         command (`str`, *optional*): the command line that ran this, for the model card.
+        class_mapping (`dict[str, str]` or `list[str]`, *optional*): how the dataset's classes map to the model's
+            when their names differ (see [`~data.align_labels`]); by default they are matched by name.
 
     Returns:
         `dict` with `dataset_name`, `num_shots`, `seed`, `augment_epochs`, `cache_size`, `num_classes`, `alpha`,
@@ -213,18 +218,21 @@ def fit_training_free(
         `zero_shot_accuracy` / `tip_adapter_accuracy` on it. Accuracies are fractions in [0, 1]. The same numbers
         go into `model.card_data`.
     """
-    require_split(dataset, "train", "--train_dir")
-    require_split(dataset, "validation", "--validation_dir")
-    for name, split in dataset.items():
-        check_columns(split, image_column, label_column)
-        if len(split) == 0:
-            raise ValueError(f"The `{name}` split is empty.")
+    label_map = check_dataset(
+        dataset,
+        [model.config.id2label[i] for i in range(model.num_classes)],
+        image_column=image_column,
+        label_column=label_column,
+        class_mapping=class_mapping,
+        required_splits=("train", "validation"),
+    )
     encode = dict(
         image_column=image_column,
         label_column=label_column,
         feature_cache_dir=feature_cache_dir,
         batch_size=batch_size,
         show_progress=show_progress,
+        label_map=label_map,
     )
 
     model.build_cache(
@@ -236,6 +244,7 @@ def fit_training_free(
         label_column=label_column,
         allow_fewer_shots=allow_fewer_shots,
         show_progress=show_progress,
+        class_mapping=class_mapping,
     )
 
     val_embeds, val_labels = encode_split(model, subsample(dataset["validation"], max_eval_samples, seed), **encode)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .data import check_columns, dataset_class_names
-from .loading import require_split
+from . import data
+from .data import clean_class_name
 from .training_args import FinetuneConfig
 from .training_checkpoints import CHECKPOINTS_DIR
 
@@ -19,45 +19,32 @@ def _model_class_names(model) -> list[str]:
     return [model.config.id2label[i] for i in range(len(model.config.id2label))]
 
 
-def check_dataset(model, dataset, config: FinetuneConfig) -> None:
-    """Raise a `ValueError` for a missing train/validation split, a missing column, splits with different classes,
-    or classes that differ from the model's (naming them)."""
-    require_split(dataset, "train", "--train_dir")
-    require_split(dataset, "validation", "--validation_dir")
+def check_dataset(model, dataset, config: FinetuneConfig) -> list[int] | None:
+    """[`data.check_dataset`] for fine-tuning: `train` and `validation` splits, the columns, the same classes in every
+    split, matched to the model's by name or by `config.class_names` (the model's name of each dataset label, in
+    label order). Returns the label map (dataset label -> model class; `None` when they agree)."""
     model_names = _model_class_names(model)
-    renamed = config.class_names is not None
-    if renamed and list(config.class_names) != model_names:
-        raise ValueError(f"`class_names` {list(config.class_names)} are not the model's classes {model_names}.")
-    reference = dataset_class_names(dataset["train"], config.label_column)
-    for split_name, split in dataset.items():
-        check_columns(split, config.image_column, config.label_column)
-        names = dataset_class_names(split, config.label_column)
-        if names is None or names == model_names:
-            continue
-        if names != reference:
-            raise ValueError(f"The `{split_name}` split's classes {names} are not the `train` split's {reference}.")
-        if len(names) != len(model_names):
-            raise ValueError(
-                f"The `{split_name}` split has {len(names)} classes {names}, the model {len(model_names)} "
-                f"{model_names}. Fine-tune a model built for this dataset's classes."
-            )
-        if not renamed:  # declared renames: label i of the dataset is the model's class i
-            _check_same_names(split_name, names, model_names)
-
-
-def _check_same_names(split_name: str, names: list[str], model_names: list[str]) -> None:
-    only_data = [n for n in names if n not in model_names]
-    only_model = [n for n in model_names if n not in names]
-    if not only_data:
-        raise ValueError(
-            f"The `{split_name}` split lists the model's classes in another order: {names} (the model: "
-            f"{model_names}); its label indices would point at the wrong classes."
-        )
-    raise ValueError(
-        f"The `{split_name}` split's classes differ from the model's: only in the dataset: {only_data}; only in "
-        f"the model: {only_model}. If the model renamed this dataset's classes (label i is the model's class i), "
-        "pass the model's names as `class_names` (`--class_names`)."
+    if config.class_names is not None:
+        unknown = {clean_class_name(n) for n in config.class_names} - {clean_class_name(n) for n in model_names}
+        if unknown:
+            raise ValueError(f"`class_names` {list(config.class_names)} are not the model's classes {model_names}.")
+    return data.check_dataset(
+        dataset,
+        model_names,
+        image_column=config.image_column,
+        label_column=config.label_column,
+        class_mapping=config.class_names,
+        required_splits=("train", "validation"),
+        mapping_argument="`class_names` (`--class_names`)",
     )
+
+
+def config_label_map(model, config: FinetuneConfig) -> list[int] | None:
+    """The model's class of each dataset label under `config.class_names` (`None`: the same indices)."""
+    if config.class_names is None:
+        return None
+    names = [str(n) for n in config.class_names]
+    return data.align_labels(names, _model_class_names(model), names, mapping_argument="`class_names`")
 
 
 def check_output_dir(config: FinetuneConfig) -> None:

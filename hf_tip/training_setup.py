@@ -34,7 +34,9 @@ def prepare(
             UserWarning,
             stacklevel=3,
         )
-    check_dataset(model, dataset, config)
+    label_map = check_dataset(model, dataset, config)
+    if label_map is not None:  # the dataset's classes by the model's names: every later read maps labels alike
+        config = replace(config, class_names=[model.config.id2label[i] for i in label_map])
     check_output_dir(config)
     if hasattr(model, "cache_keys"):
         alpha = config.alpha if config.alpha is not None else model.config.alpha

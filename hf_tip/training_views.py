@@ -9,33 +9,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from PIL import Image
 
 from . import procedure
-from .data import sample_few_shot
+from .data import load_images, remap_labels, sample_few_shot, seeded_permutation
 from .features import iter_augmented_features
 from .training_args import FinetuneConfig
+from .training_checks import config_label_map
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled order of the few-shot set in `epoch`: a function of `(seed, epoch)` only, never of the number of
-    processes."""
-    return np.random.default_rng([seed, epoch]).permutation(num_examples).tolist()
+    """The shuffled order of the few-shot set in `epoch`: a function of `(seed, epoch)` only (stream `("epoch", epoch)`
+    of `data.shuffle_keys`'s scheme), never of the number of processes."""
+    return seeded_permutation(num_examples, seed, "epoch", epoch)
 
 
 def sample_training_set(model, train_dataset, config: FinetuneConfig) -> tuple[list[Image.Image], torch.Tensor]:
-    """The few-shot images and labels [N] (`num_shots` per class, seeded), in class order, as `build_cache` samples."""
+    """The few-shot images and labels [N] (`num_shots` per class, seeded), in class order, as `build_cache` samples;
+    labels are the model's classes (`config.class_names` maps the dataset's, see `check_dataset`)."""
     num_shots = config.num_shots or model.config.num_shots
     class_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    picked = sample_few_shot(
-        list(train_dataset[config.label_column]), num_shots, config.seed, class_names, config.allow_fewer_shots
-    )
-    few_shot = train_dataset.select(picked)
-    return list(few_shot[config.image_column]), torch.as_tensor(list(few_shot[config.label_column]))
+    labels = remap_labels(train_dataset[config.label_column], config_label_map(model, config))
+    picked = sample_few_shot(labels.tolist(), num_shots, config.seed, class_names, config.allow_fewer_shots)
+    return load_images(train_dataset.select(picked), config.image_column), labels[picked]
 
 
 def shard(accelerator: Accelerator, items: Sequence[int]) -> list[int]:
@@ -127,6 +126,7 @@ def encode_split(
                 feature_cache_dir=config.feature_cache_dir,
                 batch_size=config.encode_batch_size,
                 show_progress=accelerator.is_local_main_process,
+                label_map=config_label_map(model, config),
             )
     device = accelerator.device
     return gather(accelerator, embeds).to(device), gather(accelerator, labels).to(device)
