@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -82,8 +82,9 @@ def check_class_names(names, argument: str = "class_names") -> list[str]:
     repeated = {names[ids[0]]: ids for ids in seen.values() if len(ids) > 1}
     if repeated:
         raise ValueError(
-            f"`{argument}` names a class more than once (name: positions, compared as the prompts read them, "
-            f"ignoring case): {repeated}. Give each class one distinct name."
+            f"`{argument}` names a class more than once, so it would be duplicated in `id2label`: {list(repeated)} "
+            f"(positions {repeated}; names compare as the prompts read them: `_` as a space, ignoring case). "
+            "Give each class one distinct name."
         )
     return names
 
@@ -92,7 +93,7 @@ def _mapping_targets(dataset_names: list[str], class_mapping, mapping_argument: 
     """The model class (name or index) each dataset class maps to, under `class_mapping`."""
     if class_mapping is None:
         return list(dataset_names)
-    if isinstance(class_mapping, dict):
+    if isinstance(class_mapping, Mapping):
         cleaned = {clean_class_name(k): v for k, v in class_mapping.items()}
         unknown = [k for k in class_mapping if clean_class_name(k) not in map(clean_class_name, dataset_names)]
         if unknown:
@@ -158,6 +159,17 @@ def align_labels(
     return None if label_map == list(range(len(model_names))) else label_map
 
 
+def declared_mapping(dataset_names: Sequence[str] | None, model_names: Sequence[str]) -> list[str] | None:
+    """The `class_mapping` that a rename declares: `None` when the model's classes are the dataset's (in any order:
+    then they are matched by name), else the model's names themselves, read as the model's name of each dataset
+    label in label order (a preset's renames, `--class_names` with other names)."""
+    if dataset_names is None:
+        return None
+    if sorted(map(clean_class_name, dataset_names)) == sorted(map(clean_class_name, model_names)):
+        return None
+    return list(model_names)
+
+
 def remap_labels(labels, label_map: Sequence[int] | None) -> torch.Tensor:
     """Dataset labels [N] as the model's class indices [N] (`label_map[label]`; unchanged when `label_map` is None)."""
     labels = torch.as_tensor(labels if isinstance(labels, torch.Tensor) else list(labels), dtype=torch.long)
@@ -214,7 +226,7 @@ def check_dataset(
     Returns:
         The label map shared by every split (see [`align_labels`]): apply it with [`remap_labels`].
     """
-    is_dict = not hasattr(dataset_or_dict, "column_names")
+    is_dict = isinstance(dataset_or_dict, Mapping)
     splits = dict(dataset_or_dict.items()) if is_dict else {"dataset": dataset_or_dict}
     for split in required_splits if is_dict else ():
         require_split(splits, split)
@@ -235,7 +247,7 @@ def check_dataset(
         return align_labels(
             names, model_class_names, class_mapping, split=reference[0], mapping_argument=mapping_argument
         )
-    listed = class_mapping is not None and not isinstance(class_mapping, dict)
+    listed = class_mapping is not None and not isinstance(class_mapping, Mapping)
     num_labels = len(class_mapping) if listed else len(model_class_names)
     for name, split in splits.items():
         _check_label_range(split[label_column], num_labels, name, label_column)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import CLIPModel, CLIPProcessor
 
-from .data import check_columns, check_dataset, dataset_class_names, remap_labels, shuffle_keys
+from .data import check_class_names, check_columns, check_dataset, dataset_class_names, remap_labels, shuffle_keys
 from .evaluation import compute_accuracy
 from .features import encode_dataset, zero_shot_weights
 from .modeling_tip_adapter import TipAdapterForImageClassification
@@ -61,7 +61,7 @@ def resolve_class_names(
                 f"{reference[1]} vs {names}. Use folders with the same class sub-folders in every split."
             )
     if class_names is not None:
-        names = [str(c) for c in class_names]
+        names = check_class_names(class_names)
         if reference is not None and len(names) != len(reference[1]):
             raise ValueError(
                 f"`class_names` has {len(names)} entries {names}, but the dataset has {len(reference[1])} classes "

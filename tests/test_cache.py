@@ -65,7 +65,7 @@ def test_build_cache_averages_raw_features_then_normalises(tip, tiny_clip, monke
     monkeypatch.setattr(clip, "get_image_features", scaled_features)
     labels = [0, 1, 2, 1]
     images = make_images(labels, seed=5)
-    epochs, seed = 3, 7
+    epochs, seed = 3, 13  # a seed whose views differ enough in norm for the teeth below
     tip.build_cache(images, labels, augment_epochs=epochs, seed=seed, batch_size=3, show_progress=False)
 
     size = clip.config.vision_config.image_size

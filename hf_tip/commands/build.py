@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..data import dataset_class_names, declared_mapping
 from ..loading import load_image_dataset
 from ..procedure import create_adapter, fit_training_free, resolve_class_names
 from ..redact import redact_command
@@ -242,6 +243,7 @@ def _build(args: argparse.Namespace) -> int:
         show_progress=not args.disable_tqdm,
         dataset_name=args.dataset_name,  # None for local folders (the model card names Hub datasets only)
         command=command_line(args),
+        class_mapping=declared_mapping(dataset_class_names(dataset.get("train"), args.label_column), labels),
     )
     results = {"backbone": args.model_name_or_path, "template_set": args.template_set, **results}
     if args.dataset_name is None:

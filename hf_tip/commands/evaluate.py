@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-from ..data import dataset_class_names
+from ..data import check_dataset
 from ..loading import require_split
 from ..modeling_tip_adapter import TipAdapterForImageClassification
 from ..procedure import encode_split, score, subsample
@@ -58,16 +57,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     require_split(dataset, args.split, SPLIT_FLAGS.get(args.split, "--split"))
     split = subsample(dataset[args.split], args.max_eval_samples, args.seed)
     labels = [model.config.id2label[i] for i in range(model.num_classes)]
-    names = dataset_class_names(split, args.label_column)
-    if names is not None and len(names) != len(labels):
-        raise ValueError(
-            f"The `{args.split}` split has {len(names)} classes {names}; the model has {len(labels)} {labels}."
-        )
-    if names is not None and names != labels:
-        print(
-            f"hf-tip evaluate: note: dataset classes {names} are matched by index to the model's {labels}.",
-            file=sys.stderr,
-        )
+    label_map = check_dataset(
+        {args.split: split}, labels, image_column=args.image_column, label_column=args.label_column
+    )
     embeds, targets = encode_split(
         model,
         split,
@@ -76,6 +68,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         feature_cache_dir=args.feature_cache_dir,
         batch_size=args.batch_size,
         show_progress=not args.disable_tqdm,
+        label_map=label_map,
     )
     scores = score(model, embeds, targets)
     result = {
