@@ -33,14 +33,13 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import ClassLabel, DatasetDict
 from transformers import CLIPModel, CLIPProcessor
 
-from hf_tip.data import dataset_class_names
+from hf_tip.data import dataset_class_names, stratified_split
 from hf_tip.loading import load_image_dataset
 from hf_tip.procedure import create_adapter, fit_training_free, resolve_class_names, subsample
 from hf_tip.redact import redact_command
@@ -147,19 +146,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------------------- data
 def carve(split, fractions: dict[str, float], label_column: str, seed: int = SPLIT_SEED) -> dict:
     """Split a `datasets.Dataset` per class: `{name: fraction}` parts (at least one example each when the fraction
-    is > 0) and the rest as `"train"`, by a seeded permutation of each class (deterministic, disjoint)."""
-    labels = np.asarray(split[label_column])
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[int]] = {name: [] for name in [*fractions, "train"]}
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        start = 0
-        for name, fraction in fractions.items():
-            count = max(1, round(fraction * len(members))) if fraction > 0 else 0
-            parts[name] += members[start : start + count].tolist()
-            start += count
-        parts["train"] += members[start:].tolist()
-    return {name: split.select(sorted(indices)) for name, indices in parts.items()}
+    is > 0) and the rest as `"train"`, by hf-tip's one seeded scheme (`stratified_split`: deterministic, disjoint)."""
+    names = dataset_class_names(split, label_column)
+    parts = stratified_split(list(split[label_column]), fractions, seed, names)
+    return {name: split.select(indices) for name, indices in parts.items()}
 
 
 def drop_classes(dataset: DatasetDict, names: tuple[str, ...], label_column: str) -> DatasetDict:
