@@ -180,7 +180,9 @@ def test_finetune_check_is_the_same_check(adapter, image_dataset):
 # --------------------------------------------------------------------------------------------------- class names
 def test_class_names_as_a_string_or_repeated_are_errors(tiny_clip, image_dataset):
     clip, processor = tiny_clip
-    with pytest.raises(TypeError, match=r"`class_names` must be a list of class names, got str 'cat'.*\['cat'\]"):
+    with pytest.raises(
+        ValueError, match=r"`class_names` must be a list of class names, got the string 'cat'.*\['cat'\]"
+    ):
         TipAdapterForImageClassification.from_clip(clip, "cat", processor=processor)
     with pytest.raises(ValueError, match=r"more than once.*\['a'\] \(positions \{'a': \[0, 1\]\}"):
         check_class_names(["a", "a", "b"])
