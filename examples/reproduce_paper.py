@@ -39,7 +39,7 @@ from accelerate.utils import set_seed
 from datasets import ClassLabel, DatasetDict
 from transformers import CLIPModel, CLIPProcessor
 
-from hf_tip.data import dataset_class_names, stratified_split
+from hf_tip.data import dataset_class_names, declared_mapping, stratified_split
 from hf_tip.loading import load_image_dataset
 from hf_tip.procedure import create_adapter, fit_training_free, resolve_class_names, subsample
 from hf_tip.redact import redact_command
@@ -214,13 +214,14 @@ def run_one(
     preset = get_preset(DATASETS[name].preset or name)
     set_seed(seed)
     labels, prompts = resolve_class_names(dataset, "label", None, preset)
+    renames = declared_mapping(dataset_class_names(dataset["train"], "label"), labels)  # the preset's, by label index
     overrides = {"augment_epochs": args.augment_epochs, "search_step": args.search_step}
     kwargs = {**preset.config_kwargs(), **{k: v for k, v in overrides.items() if v is not None}}
     model = create_adapter(clip, labels, prompt_names=prompts, processor=processor, **kwargs)
     model.to(accelerator.device)
     free = fit_training_free(
         model, dataset, num_shots=shots, seed=seed, feature_cache_dir=args.feature_cache_dir,
-        batch_size=args.encode_batch_size, show_progress=False, dataset_name=name,
+        batch_size=args.encode_batch_size, show_progress=False, dataset_name=name, class_mapping=renames,
     )  # fmt: skip
     run = {
         "dataset": name, "data": data_origin(name, args), "shots": shots, "seed": seed,
@@ -229,12 +230,11 @@ def run_one(
         "alpha": free["alpha"], "beta": free["beta"], "training_free": free,
     }  # fmt: skip
     if not args.skip_finetune:
-        renamed = labels != dataset_class_names(dataset["train"], "label")
         config = FinetuneConfig(
             num_shots=shots, seed=seed, num_train_epochs=args.num_train_epochs or preset.train_epochs,
             learning_rate=preset.learning_rate, alpha=preset.init_alpha, beta=preset.init_beta,
             encode_batch_size=args.encode_batch_size, feature_cache_dir=args.feature_cache_dir,
-            class_names=labels if renamed else None, dataset_name=name,
+            class_names=renames, dataset_name=name,
         )  # fmt: skip
         tuned = finetune(model, dataset, config, accelerator)
         run.update(tip_adapter_f=tuned["test_accuracy"], alpha_f=tuned["alpha"], beta_f=tuned["beta"])

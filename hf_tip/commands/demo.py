@@ -23,7 +23,7 @@ import numpy as np
 from transformers import CLIPModel, CLIPProcessor
 
 from ..backbones import random_clip
-from ..data import shuffle_keys
+from ..data import dataset_class_names, declared_mapping, shuffle_keys
 from ..procedure import create_adapter, fit_training_free
 from .build import (
     DEFAULT_BACKBONE,
@@ -227,6 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
         show_progress=not args.disable_tqdm,
         dataset_name=None,  # not a Hub dataset; results.json says what it is
         command=command_line(args),
+        class_mapping=declared_mapping(dataset_class_names(dataset["train"], "label"), labels),
     )
     results = {"backbone": backbone_label, "demo": DEMO_TAG, **results, "templates": templates}
     if backbone_label == FALLBACK:

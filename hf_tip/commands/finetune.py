@@ -135,7 +135,7 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
 
-    from ..data import dataset_class_names
+    from ..data import dataset_class_names, declared_mapping
     from ..hub import push_model
     from ..loading import load_image_dataset, require_split
     from ..templates import get_preset
@@ -161,8 +161,10 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
         require_split(dataset, "train", "--train_dir")
         require_split(dataset, "validation", "--validation_dir")
         model, labels = load_model(script, config, dataset, preset)
-        if labels != dataset_class_names(dataset["train"], config.label_column):
-            config = replace(config, class_names=labels)  # renamed (--class_names, --template_set): label i is class i
+        # renamed (--class_names, --template_set): label i is the model's class i; the same classes match by name
+        renames = declared_mapping(dataset_class_names(dataset["train"], config.label_column), labels)
+        if renames is not None:
+            config = replace(config, class_names=renames)
     if script.with_tracking:
         accelerator.init_trackers("tip_adapter_f", _tracker_params(script, config))
     results = finetune(model, dataset, config, accelerator, on_step=_kill_hook(script.kill_after_steps))
