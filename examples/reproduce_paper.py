@@ -148,7 +148,7 @@ def carve(split, fractions: dict[str, float], label_column: str, seed: int = SPL
     """Split a `datasets.Dataset` per class: `{name: fraction}` parts (at least one example each when the fraction
     is > 0) and the rest as `"train"`, by hf-tip's one seeded scheme (`stratified_split`: deterministic, disjoint)."""
     names = dataset_class_names(split, label_column)
-    parts = stratified_split(list(split[label_column]), fractions, seed, names)
+    parts = stratified_split(list(split[label_column]), fractions, seed, names, min_remainder=0)
     return {name: split.select(indices) for name, indices in parts.items()}
 
 

@@ -321,13 +321,14 @@ def stratified_split(
     seed: int = 0,
     class_names: Sequence[str] | None = None,
     remainder: str = "train",
+    min_remainder: int = 1,
 ) -> dict[str, list[int]]:
     r"""
     Split example indices per class into `{name: fraction}` parts and the rest (`remainder`), disjoint and sorted.
 
     Within each class, examples are ordered by `shuffle_keys(index, seed, "split")`; each part takes the next
-    `max(1, round(fraction * n))` of them (none for a fraction of 0). Every class keeps at least one example in
-    `remainder`: a class too small for that raises a `ValueError` naming it and its count.
+    `max(1, round(fraction * n))` of them (none for a fraction of 0), while there are any. Every class keeps at least
+    `min_remainder` examples in `remainder`: a class too small for that raises a `ValueError` naming it and its count.
 
     Args:
         labels (`list[int]` of length `N`): the class index of each example.
@@ -335,6 +336,7 @@ def stratified_split(
         seed (`int`, *optional*, defaults to 0): the split's seed.
         class_names (`list[str]`, *optional*): names for the error message.
         remainder (`str`, *optional*, defaults to `"train"`): the name of the part that keeps the rest.
+        min_remainder (`int`, *optional*, defaults to 1): the fewest examples of a class that `remainder` keeps.
     """
     for name, fraction in fractions.items():
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
@@ -346,14 +348,17 @@ def stratified_split(
         members = np.flatnonzero(labels == label)
         members = members[np.argsort(keys[members], kind="stable")]
         counts = [max(1, round(f * len(members))) if f > 0 else 0 for f in fractions.values()]
-        if len(members) - sum(counts) < 1:
+        budget = len(members) - min_remainder  # what the parts may take, in order, while it lasts
+        if budget < 1 and any(counts):
             name = class_names[int(label)] if class_names is not None else int(label)
+            wanted = dict(zip(fractions, counts, strict=True))
             raise ValueError(
-                f"Class {name!r} has {len(members)} example(s): too few to give {dict(zip(fractions, counts, strict=True))} "
-                f"and keep one in `{remainder}`. Add examples of it, or lower the fraction."
+                f"Class {name!r} has {len(members)} example(s): too few to give {wanted} and keep {min_remainder} "
+                f"in `{remainder}`. Add examples of it, or lower the fraction."
             )
         start = 0
         for name, count in zip(fractions, counts, strict=True):
+            count = max(0, min(count, budget - start))
             parts[name] += members[start : start + count].tolist()
             start += count
         parts[remainder] += members[start:].tolist()

@@ -313,7 +313,7 @@ def test_stratified_split_is_seeded_disjoint_and_keeps_train():
     assert parts != stratified_split(labels, {"validation": 0.2}, seed=1)
     assert sorted(parts["train"] + parts["validation"]) == list(range(17))
     assert [sum(labels[i] == c for i in parts["validation"]) for c in range(3)] == [2, 1, 1]
-    with pytest.raises(ValueError, match=r"Class 'lonely' has 1 example\(s\).*keep one in `train`"):
+    with pytest.raises(ValueError, match=r"Class 'lonely' has 1 example\(s\).*keep 1 in `train`"):
         stratified_split([0, 0, 1], {"validation": 0.2}, class_names=["many", "lonely"])
 
 
