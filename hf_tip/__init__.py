@@ -2,6 +2,7 @@
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
+from .compare import CompareConfig, ComparisonResult, compare_methods
 from .configuration_clip_adapter import ClipAdapterConfig
 from .configuration_gda import GDAConfig
 from .configuration_linear_probe import LinearProbeConfig
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ClipAdapterConfig",
     "ClipAdapterForImageClassification",
+    "CompareConfig",
+    "ComparisonResult",
     "GDAConfig",
     "GDAForImageClassification",
     "LinearProbeConfig",
@@ -31,6 +34,7 @@ __all__ = [
     "ZeroShotConfig",
     "ZeroShotForImageClassification",
     "__version__",
+    "compare_methods",
 ]
 
 # Every head registers with the Auto classes here, once: `pipeline("image-classification", model=folder)` then needs
