@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": "Few-shot textile-defect classification demo: zero-shot CLIP vs Tip-Adapter.",
     "push": "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card.",
     "finetune": "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate; see `hf-tip finetune --help`.",
+    "compare": "Compare every method (zero-shot, linear probe, CLIP-Adapter, Tip-Adapter(-F), TIP-X, GDA) on the same data.",
 }
 
 

@@ -16,6 +16,8 @@ is scored once per fitted model, after every validation choice is made.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import os
 import statistics
@@ -52,6 +54,17 @@ METHOD_LABELS = {
     "tip-adapter-f": "Tip-Adapter-F",
     "tip-x": "TIP-X",
     "gda": "GDA",
+}
+# `FinetuneConfig` field -> the names a method's config may give it (CLIP-Adapter: `num_epochs`, `batch_size`, ...)
+RECIPE_FIELDS = {
+    "num_train_epochs": ("num_train_epochs", "num_epochs"),
+    "per_device_train_batch_size": ("per_device_train_batch_size", "batch_size"),
+    "learning_rate": ("learning_rate",),
+    "optimizer": ("optimizer",),
+    "weight_decay": ("weight_decay",),
+    "momentum": ("momentum",),
+    "warmup_epochs": ("warmup_epochs",),
+    "warmup_learning_rate": ("warmup_learning_rate", "warmup_lr"),
 }
 # the methods that take a preset's Tip-Adapter settings (initial alpha/beta, grid)
 TIP_FAMILY = ("tip-adapter", "tip-adapter-f")
@@ -353,26 +366,46 @@ def fit_method(method, base, views, labels, val, seed, shots, config, preset, ac
     return model, chosen
 
 
-def train_head(model, bank, labels, val, seed, config, preset, accelerator, start_ab) -> dict[str, Any]:
-    """Train the head's enabled parameters on the feature bank `[V,N,D]` with the training module's loop, keep the
-    first best validation epoch, then search the hyper-parameters again on validation. Tip-Adapter-F trains at the
-    initial α/β, as the paper does."""
-    from .training import FinetuneConfig, create_optimizer_and_scheduler, train_epoch
+def training_recipe(model, seed: int, num_train_epochs: int | None):
+    """The training module's `FinetuneConfig` for a trained head: the recipe its config states (CLIP-Adapter's
+    `optimizer`, `learning_rate`, `num_epochs`, `batch_size`, warm-up, cosine per epoch), else Tip-Adapter-F's."""
+    from .training import FinetuneConfig
 
-    model.enable_training()
-    if start_ab is not None:
-        model.config.alpha, model.config.beta = start_ab
-    overrides = {"seed": seed}
+    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    if not hasattr(model, "cache_keys") and "optimizer" not in fields:
+        raise ValueError(
+            f"{type(model).__name__} trains through the generic loop of `hf_tip.training`, which this version lacks "
+            "(it trains Tip-Adapter-F's keys only)."
+        )
+    values: dict[str, Any] = {"seed": seed}
+    for field_name, names in RECIPE_FIELDS.items():
+        found = [getattr(model.config, n) for n in names if getattr(model.config, n, None) is not None]
+        if found and field_name in fields:
+            values[field_name] = found[0]
+    if getattr(model.config, "lr_scheduler", None) == "cosine" and "lr_scheduler_unit" in fields:
+        values["lr_scheduler_unit"] = "epoch"  # CLIP-Adapter's (CoOp's) cosine is stepped once per epoch
+    if num_train_epochs is not None:
+        values["num_train_epochs"] = num_train_epochs
+    recipe = FinetuneConfig(**values)
+    return recipe.resolve(model) if hasattr(recipe, "resolve") else recipe
+
+
+def train_head(model, bank, labels, val, seed, config, preset, accelerator, start_ab) -> dict[str, Any]:
+    """Train the head's enabled parameters on the feature bank `[V,N,D]` with the training module's loop (the
+    method's optimiser recipe), keep the first best validation epoch, then search the hyper-parameters again on
+    validation. Tip-Adapter-F trains at the initial α/β, as the paper does."""
+    from .training import create_optimizer_and_scheduler, train_epoch
+
     epochs = config.num_train_epochs
     if epochs is None and preset is not None and hasattr(model, "cache_keys"):
         epochs = preset.train_epochs  # Tip-Adapter-F's epochs on this dataset (EuroSAT: 100)
-    if epochs is not None:
-        overrides["num_train_epochs"] = epochs
-    recipe = FinetuneConfig(**overrides)
-    recipe = recipe.resolve(model) if hasattr(recipe, "resolve") else recipe
+    recipe = training_recipe(model, seed, epochs)
+    model.enable_training()
+    if start_ab is not None:
+        model.config.alpha, model.config.beta = start_ab
     batch = recipe.per_device_train_batch_size
-    steps_per_epoch = math.ceil(len(labels) / batch)
-    optimizer, scheduler = create_optimizer_and_scheduler(model, recipe, steps_per_epoch * recipe.num_train_epochs)
+    steps = math.ceil(len(labels) / batch)
+    optimizer, scheduler = _optimizer(create_optimizer_and_scheduler, model, recipe, steps)
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     best = (-1.0, -1, {n: p.detach().clone() for n, p in trained.items()})
     for epoch in range(recipe.num_train_epochs):
@@ -388,6 +421,14 @@ def train_head(model, bank, labels, val, seed, config, preset, accelerator, star
     device = model.zero_shot_weights.device
     chosen = _chosen(model.search_hyperparameters(*[t.to(device) for t in val]))
     return {**chosen, "num_train_epochs": recipe.num_train_epochs, "best_epoch": best[1]}
+
+
+def _optimizer(create, model, recipe, steps_per_epoch: int):
+    """`create_optimizer_and_scheduler` over the whole run (with `steps_per_epoch` where the loop takes it)."""
+    total = steps_per_epoch * recipe.num_train_epochs
+    if "steps_per_epoch" in inspect.signature(create).parameters:
+        return create(model, recipe, total, steps_per_epoch)
+    return create(model, recipe, total)
 
 
 # -------------------------------------------------------------------------------------------------------- the run
