@@ -17,7 +17,6 @@ is scored once per fitted model, after every validation choice is made.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 import statistics
@@ -372,11 +371,6 @@ def training_recipe(model, seed: int, num_train_epochs: int | None):
     from .training import FinetuneConfig
 
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    if not hasattr(model, "cache_keys") and "optimizer" not in fields:
-        raise ValueError(
-            f"{type(model).__name__} trains through the generic loop of `hf_tip.training`, which this version lacks "
-            "(it trains Tip-Adapter-F's keys only)."
-        )
     values: dict[str, Any] = {"seed": seed}
     for field_name, names in RECIPE_FIELDS.items():
         found = [getattr(model.config, n) for n in names if getattr(model.config, n, None) is not None]
@@ -386,8 +380,7 @@ def training_recipe(model, seed: int, num_train_epochs: int | None):
         values["lr_scheduler_unit"] = "epoch"  # CLIP-Adapter's (CoOp's) cosine is stepped once per epoch
     if num_train_epochs is not None:
         values["num_train_epochs"] = num_train_epochs
-    recipe = FinetuneConfig(**values)
-    return recipe.resolve(model) if hasattr(recipe, "resolve") else recipe
+    return FinetuneConfig(**values).resolve(model)
 
 
 def train_head(model, bank, labels, val, seed, config, preset, accelerator, start_ab) -> dict[str, Any]:
@@ -405,7 +398,7 @@ def train_head(model, bank, labels, val, seed, config, preset, accelerator, star
         model.config.alpha, model.config.beta = start_ab
     batch = recipe.per_device_train_batch_size
     steps = math.ceil(len(labels) / batch)
-    optimizer, scheduler = _optimizer(create_optimizer_and_scheduler, model, recipe, steps)
+    optimizer, scheduler = create_optimizer_and_scheduler(model, recipe, steps * recipe.num_train_epochs, steps)
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     best = (-1.0, -1, {n: p.detach().clone() for n, p in trained.items()})
     for epoch in range(recipe.num_train_epochs):
@@ -421,14 +414,6 @@ def train_head(model, bank, labels, val, seed, config, preset, accelerator, star
     device = model.zero_shot_weights.device
     chosen = _chosen(model.search_hyperparameters(*[t.to(device) for t in val]))
     return {**chosen, "num_train_epochs": recipe.num_train_epochs, "best_epoch": best[1]}
-
-
-def _optimizer(create, model, recipe, steps_per_epoch: int):
-    """`create_optimizer_and_scheduler` over the whole run (with `steps_per_epoch` where the loop takes it)."""
-    total = steps_per_epoch * recipe.num_train_epochs
-    if "steps_per_epoch" in inspect.signature(create).parameters:
-        return create(model, recipe, total, steps_per_epoch)
-    return create(model, recipe, total)
 
 
 # -------------------------------------------------------------------------------------------------------- the run

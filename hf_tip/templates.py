@@ -212,6 +212,9 @@ EUROSAT_CLASS_NAMES = {
     "River": "River",
     "SeaLake": "Sea or Lake",
 }
+# Stanford Cars: the Hub copies (tanganke/stanford_cars, ...) name classes "AM General Hummer SUV 2000", as the
+# dataset's devkit does; CoOp's reader (and so the paper's prompts) moves the year first: "2000 AM General Hummer SUV".
+YEAR_FIRST = (r"^(.*\S)\s+((?:19|20)\d\d)$", r"\2 \1")
 CALTECH101_CLASS_NAMES = {"airplanes": "airplane", "Faces": "face", "Leopards": "leopard", "Motorbikes": "motorbike"}
 
 
@@ -239,6 +242,9 @@ class DatasetPreset:
             ignoring case, spaces, `_` and `-`.
         class_names (`tuple[str, ...]`, *optional*): names by label index, for datasets whose labels follow a fixed
             order (ImageNet's 1000 classes).
+        class_name_pattern (`tuple[str, str]`, *optional*): a regular expression and its replacement applied to every
+            name not in `class_name_map` (Stanford Cars: the year first, "AM General Hummer SUV 2000" ->
+            "2000 AM General Hummer SUV", as CoOp's reader names the classes).
         paper_accuracy (`Mapping[str, float]`, *optional*): the paper's 16-shot ResNet-50 test accuracies (%),
             `zero_shot`, `tip_adapter` and `tip_adapter_f`.
 
@@ -265,6 +271,7 @@ class DatasetPreset:
     learning_rate: float = 1e-3
     class_name_map: Mapping[str, str] = field(default_factory=dict)
     class_names: tuple[str, ...] | None = None
+    class_name_pattern: tuple[str, str] | None = None
     paper_accuracy: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -275,7 +282,8 @@ class DatasetPreset:
         """The names the paper's prompts use for a dataset's class names (in label order).
 
         With `class_names` set (ImageNet), `names` must have as many entries and is replaced by them, index by index;
-        otherwise each name is renamed through `class_name_map` (spelling-insensitive) or kept.
+        otherwise each name is renamed through `class_name_map` (spelling-insensitive), else by
+        `class_name_pattern`, or kept.
         """
         names = [str(n) for n in names]
         if self.class_names is not None:
@@ -286,7 +294,11 @@ class DatasetPreset:
                 )
             return list(self.class_names)
         lookup = {_key(k): v for k, v in self.class_name_map.items()}
-        return [lookup.get(_key(n), n) for n in names]
+        renamed = [lookup.get(_key(n)) for n in names]
+        if self.class_name_pattern is not None:
+            pattern, replacement = self.class_name_pattern
+            names = [re.sub(pattern, replacement, n) for n in names]
+        return [new if new is not None else n for new, n in zip(renamed, names, strict=True)]
 
     def config_kwargs(self) -> dict:
         """[`TipAdapterConfig`] arguments of this preset: templates, initial alpha/beta, grid and augment epochs."""
@@ -334,7 +346,14 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
                 class_name_map=CALTECH101_CLASS_NAMES,
             ),
             _preset("oxford_pets", ["a photo of a {}, a type of pet."], 1.17, (7.0, 3.0), (85.83, 88.14, 89.70)),
-            _preset("stanford_cars", ["a photo of a {}."], 3.0, (20.0, 10.0), (55.74, 66.77, 75.74)),
+            _preset(
+                "stanford_cars",
+                ["a photo of a {}."],
+                3.0,
+                (20.0, 10.0),
+                (55.74, 66.77, 75.74),
+                class_name_pattern=YEAR_FIRST,
+            ),
             _preset(
                 "oxford_flowers", ["a photo of a {}, a type of flower."], 10.0, (50.0, 50.0), (66.02, 89.89, 94.80)
             ),
