@@ -227,9 +227,10 @@ def load_protocol_splits(name: str, source: DatasetSource, args: argparse.Namesp
 
 
 # ---------------------------------------------------------------------------------------------------------- runs
-def run_dataset(name: str, dataset: DatasetDict, backbone, processor, args: argparse.Namespace) -> list[dict]:
+def run_dataset(name: str, dataset: DatasetDict, backbone, processor, args: argparse.Namespace) -> dict:
     """Every method, shot count and seed on one dataset: one `compare_methods` call with the dataset's preset.
-    Returns one row per fitted model (`dataset`, `method`, `shots`, `seed`, `test_accuracy`, ...)."""
+    Returns `{"class_names": [...], "runs": [...]}`, one row per fitted model (`dataset`, `method`, `shots`, `seed`,
+    `test_accuracy`, ...)."""
     preset = DATASETS[name].preset or name
     method_config = {m: {"search_step": list(args.search_step)} for m in TIP_FAMILY} if args.search_step else {}
     config = CompareConfig(
@@ -250,7 +251,7 @@ def run_dataset(name: str, dataset: DatasetDict, backbone, processor, args: argp
                 "num_validation": result.num_validation, "num_test": result.num_test,
             }
         )  # fmt: skip
-    return rows
+    return {"class_names": result.class_names, "runs": rows}
 
 
 def finished_runs(path: Path, args: argparse.Namespace) -> list[dict] | None:
@@ -334,16 +335,16 @@ def run_all(args: argparse.Namespace, backbone, processor) -> tuple[list[dict], 
         try:
             dataset = load_protocol_splits(name, DATASETS[name], args)
             logger.info(f"{name}: " + ", ".join(f"{k} {len(v)}" for k, v in dataset.items()))
-            rows = run_dataset(name, dataset, backbone, processor, args)
+            done = run_dataset(name, dataset, backbone, processor, args)
         except Exception as error:  # one dataset's failure must not stop the others
             logger.exception(f"{name} failed; continuing with the next dataset")
             failures[name] = {"error": f"{type(error).__name__}: {error}", "data": data_origin(name, args)}
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"runs": rows}, indent=2) + "\n")
+        tmp.write_text(json.dumps(done, indent=2) + "\n")
         os.replace(tmp, path)  # a killed run leaves no half-written result
-        runs += rows
+        runs += done["runs"]
     return runs, failures
 
 

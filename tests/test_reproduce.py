@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import runpy
 import sys
 from pathlib import Path
 
@@ -42,42 +44,54 @@ def common_args(tiny_clip_dir, output_dir) -> list[str]:
 
 
 def test_reproduce_end_to_end(reproduce, tiny_clip_dir, tmp_path):
-    """EuroSAT's preset (class renames, template, epochs overridden) on a local folder: every method, a table, a
-    JSON, the feature cache, Tip-Adapter-F's report of the training-free model agreeing with fit_training_free's, and
-    a re-run that reuses the finished runs."""
+    """EuroSAT's preset (class renames, template, epochs overridden) on a local folder: the methods asked, a table,
+    a JSON, the feature cache, every method on the same splits, and a re-run that reuses the finished dataset."""
     data = write_imagefolder(
         tmp_path / "eurosat", {"train": 5, "val": 3, "test": 4}, ["AnnualCrop", "Forest", "SeaLake"]
     )
     out = tmp_path / "out"
     argv = [*common_args(tiny_clip_dir, out), "--datasets", "eurosat", "--dataset_dir", f"eurosat={data}"]
     argv += ["--shots", "1", "2", "--seeds", "1", "--num_train_epochs", "2"]
+    argv += ["--methods", "zero-shot", "tip-adapter", "tip-adapter-f", "gda"]
     results = reproduce.main(argv)
 
     runs = results["runs"]
-    assert [(r["dataset"], r["shots"], r["seed"]) for r in runs] == [("eurosat", 1, 1), ("eurosat", 2, 1)]
+    methods = ["zero-shot", "tip-adapter", "tip-adapter-f", "gda"]
+    assert [(r["dataset"], r["shots"], r["seed"], r["method"]) for r in runs] == [
+        ("eurosat", k, 1, m) for k in (1, 2) for m in methods
+    ]
+    by = {(r["method"], r["shots"]): r for r in runs}
     for run in runs:
-        for method in ("zero_shot", "tip_adapter", "tip_adapter_f"):
-            assert 0.0 <= run[method] <= 1.0
-        free, tuned = run["training_free"], run["finetune"]
-        assert free["eval_split"] == "test" and free["test"]["num_samples"] == 3 * 4
-        assert free["cache_size"] == 3 * run["shots"] and free["augment_epochs"] == 2
-        assert free["search_step"] == [10, 5]
-        # finetune reports the same training-free model (keys, alpha, beta) on the same test split
-        assert tuned["test"]["tip_adapter_accuracy"] == pytest.approx(run["tip_adapter"])
-        assert tuned["test"]["zero_shot_accuracy"] == pytest.approx(run["zero_shot"])
-        assert tuned["num_train_epochs"] == 2 and tuned["eval_split"] == "test"
-    assert runs[0]["zero_shot"] == runs[1]["zero_shot"], "zero-shot does not depend on the shots"
+        assert 0.0 <= run["test_accuracy"] <= 1.0 and 0.0 <= run["validation_accuracy"] <= 1.0
+        assert run["num_test"] == 3 * 4 and run["num_validation"] == 3 * 3, "the same splits for every method"
+        assert run["data"] == f"local folder {data}"
+    for shots in (1, 2):
+        assert set(by["tip-adapter", shots]["hyperparameters"]) == {"alpha", "beta"}
+        assert by["tip-adapter-f", shots]["hyperparameters"]["num_train_epochs"] == 2
+        assert set(by["gda", shots]["hyperparameters"]) >= {"alpha"}
+    assert by["zero-shot", 1]["test_accuracy"] == by["zero-shot", 2]["test_accuracy"], "zero-shot ignores the shots"
+    stored_runs = json.loads((out / "runs" / "eurosat.json").read_text())
+    assert stored_runs["class_names"] == ["Annual Crop Land", "Forest", "Sea or Lake"], "the preset's renames"
 
     stored = json.loads((out / "results.json").read_text())
-    assert stored["summary"]["eurosat"]["tip_adapter_f"]["2"]["n"] == 1
-    assert stored["summary"]["eurosat"]["tip_adapter"]["1"]["mean"] == pytest.approx(100 * runs[0]["tip_adapter"])
+    assert stored["summary"]["eurosat"]["tip-adapter-f"]["2"]["n"] == 1 and stored["failures"] == {}
+    assert stored["summary"]["eurosat"]["tip-adapter"]["1"]["mean"] == pytest.approx(
+        100 * by["tip-adapter", 1]["test_accuracy"]
+    )
     table = (out / "results.md").read_text()
-    for text in ("| method | 1-shot | 2-shot |", "| Tip-Adapter-F |", "### 2-shot summary", "37.52 / 70.54 / 84.54"):
+    for text in (
+        "| method | 1-shot | 2-shot |",
+        "| Tip-Adapter-F |",
+        "| GDA |",
+        "### 2-shot summary",
+        "37.52 / 70.54 / 84.54",
+    ):
         assert text in table
+    assert "CLIP-Adapter" not in table, "only the methods asked"
     features = sorted((out / "features").glob("*.safetensors"))
     assert features, "validation/test features are cached"
 
-    # a re-run reads the finished runs and the feature cache: nothing is recomputed or re-encoded
+    # a re-run reads the finished dataset and the feature cache: nothing is recomputed or re-encoded
     run_files = sorted((out / "runs").rglob("*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in [*run_files, *features]}
     again = reproduce.main(argv)
@@ -100,12 +114,81 @@ def test_registry_entry_with_carved_splits(reproduce, tiny_clip_dir, tmp_path, m
 
     out = tmp_path / "out"
     argv = [*common_args(tiny_clip_dir, out), "--datasets", "toy", "--shots", "2", "--seeds", "1", "2"]
-    results = reproduce.main([*argv, "--skip_finetune"])
-    assert all("tip_adapter_f" not in run for run in results["runs"])
-    assert [run["seed"] for run in results["runs"]] == [1, 2]
-    cell = results["summary"]["toy"]["tip_adapter"][2]
+    results = reproduce.main([*argv, "--methods", "zero-shot", "tip-adapter", "tip-adapter-f", "--skip_finetune"])
+    assert all(run["method"] != "tip-adapter-f" for run in results["runs"]), "--skip_finetune drops trained heads"
+    assert sorted({run["seed"] for run in results["runs"]}) == [1, 2]
+    cell = results["summary"]["toy"]["tip-adapter"][2]
     assert cell["n"] == 2 and cell["std"] >= 0
     assert " ± " in (out / "results.md").read_text() and "dtd" not in results["summary"]
+
+
+def test_failing_dataset_does_not_stop_the_next(reproduce, tiny_clip_dir, tmp_path, monkeypatch):
+    """A dataset that fails (here: 1 image per class for 2 shots) is logged and recorded in results.json, the next
+    one still runs, and the script exits with status 1."""
+    broken = write_imagefolder(tmp_path / "broken", {"train": 1, "val": 1, "test": 1}, ["Red", "Green"])
+    good = write_imagefolder(tmp_path / "good", {"train": 3, "val": 2, "test": 2}, ["Red", "Green"])
+    monkeypatch.setitem(reproduce.DATASETS, "broken", reproduce.DatasetSource(local_dir=str(broken), preset="dtd"))
+    monkeypatch.setitem(reproduce.DATASETS, "good", reproduce.DatasetSource(local_dir=str(good), preset="dtd"))
+    out = tmp_path / "out"
+    argv = [*common_args(tiny_clip_dir, out), "--datasets", "broken", "good", "--shots", "2", "--seeds", "1"]
+    argv += ["--methods", "zero-shot", "tip-adapter"]
+    results = reproduce.main(argv)
+
+    assert set(results["failures"]) == {"broken"}
+    assert "fewer than 2 examples" in results["failures"]["broken"]["error"]
+    assert {(r["dataset"], r["method"]) for r in results["runs"]} == {("good", "zero-shot"), ("good", "tip-adapter")}
+    stored = json.loads((out / "results.json").read_text())
+    assert set(stored["failures"]) == {"broken"} and "good" in stored["summary"]
+    assert "Failed: broken" in (out / "results.md").read_text()
+    assert not (out / "runs" / "broken.json").exists(), "a failed dataset is not marked done"
+
+    # as a script (a fresh registry: ucf101 has no Hub copy and no --dataset_dir, so it fails): exit status 1
+    again = [*common_args(tiny_clip_dir, tmp_path / "again"), "--datasets", "ucf101", "--methods", "zero-shot"]
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *again])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert exit_status.value.code == 1
+
+
+def test_flowers_like_data_is_carved_from_all_images(reproduce, tiny_clip_dir, tmp_path, monkeypatch):
+    """Oxford Flowers' official split has 10 train images per class: 16 shots would raise. Its source merges every
+    split and carves 50/20/30 per class (CoOp's shares), so 16 shots run."""
+    assert reproduce.DATASETS["oxford_flowers"].merge_splits
+    data = write_imagefolder(tmp_path / "flowers", {"train": 10, "val": 10, "test": 20}, ["rose", "tulip", "iris"])
+    source = dataclasses.replace(reproduce.DATASETS["oxford_flowers"], hub_id=None, local_dir=str(data))
+    monkeypatch.setitem(reproduce.DATASETS, "oxford_flowers", source)
+    monkeypatch.setitem(
+        reproduce.DATASETS,
+        "flowers_official",
+        dataclasses.replace(source, merge_splits=False, preset="oxford_flowers"),
+    )
+
+    args = reproduce.parse_args(["--output_dir", str(tmp_path)])
+    dataset = reproduce.load_protocol_splits("oxford_flowers", source, args)
+    assert {k: len(v) for k, v in dataset.items()} == {"train": 60, "validation": 24, "test": 36}  # 20/8/12 per class
+    for split in dataset.values():
+        assert sorted(set(split["label"])) == [0, 1, 2]
+
+    out = tmp_path / "out"
+    argv = [*common_args(tiny_clip_dir, out), "--datasets", "flowers_official", "oxford_flowers", "--shots", "16"]
+    results = reproduce.main([*argv, "--seeds", "1", "--methods", "zero-shot", "tip-adapter"])
+    assert set(results["failures"]) == {"flowers_official"}, "the official split's 10 images per class are too few"
+    assert "fewer than 16 examples" in results["failures"]["flowers_official"]["error"]
+    assert {(r["dataset"], r["shots"]) for r in results["runs"]} == {("oxford_flowers", 16)}
+
+
+def test_stanford_cars_classes_are_renamed_year_first():
+    """The Hub copies name Stanford Cars' classes "AM General Hummer SUV 2000"; the paper's prompts (CoOp's reader)
+    put the year first."""
+    from hf_tip.templates import get_preset
+
+    names = ["AM General Hummer SUV 2000", "Bentley Continental Supersports Conv. Convertible 2012", "no year here"]
+    assert get_preset("stanford_cars").clean_class_names(names) == [
+        "2000 AM General Hummer SUV",
+        "2012 Bentley Continental Supersports Conv. Convertible",
+        "no year here",
+    ]
+    assert get_preset("dtd").clean_class_names(["banded 2000"]) == ["banded 2000"], "only Stanford Cars"
 
 
 def test_carve_is_stratified_disjoint_and_fixed(reproduce):
