@@ -446,6 +446,8 @@ def compare_methods(backbone, dataset, config: CompareConfig | None = None, *, p
     """
     from .loading import require_split
 
+    if config is not None and kwargs:
+        raise ValueError(f"Pass either `config` or its fields as keyword arguments, not both (got {sorted(kwargs)}).")
     config = config if config is not None else CompareConfig(**kwargs)
     for split, flag in (("train", "--train_dir"), ("validation", "--validation_dir"), ("test", "--test_dir")):
         require_split(dataset, split, flag)
