@@ -232,6 +232,13 @@ class ComparisonResult:
                 }
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparisonResult:
+        """Rebuild a result from its `to_dict()` (a `results.json`), e.g. to draw the report again."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"runs"}
+        runs = [MethodRun(**run) for run in data["runs"]]
+        return cls(runs=runs, **{k: v for k, v in data.items() if k in names})
+
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready values (what `results.json` holds), with the `summary`."""
         data = asdict(self)

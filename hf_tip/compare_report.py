@@ -6,6 +6,7 @@ backend, so no display is needed."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from .compare import METHOD_LABELS, ComparisonResult
@@ -100,7 +101,7 @@ def plot_accuracy(result: ComparisonResult, path: str | Path, title: str | None 
         axes.minorticks_off()
         axes.set_xlabel("shots per class")
         axes.set_ylabel("test accuracy (%)")
-        axes.set_title(title or f"Few-shot methods ({result.backbone})", fontsize=10)
+        axes.set_title(textwrap.fill(title or f"Few-shot methods ({result.backbone})", 70), fontsize=9)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
         figure.tight_layout()

@@ -20,6 +20,7 @@ from transformers import HfArgumentParser
 
 from ..compare import METHODS, CompareConfig, check_methods, compare_methods
 from ..redact import redact_command
+from .demo import FALLBACK as RANDOM_INIT  # the demo's label of its offline random-init backbone
 
 HELP = "Compare every method (zero-shot, linear probe, CLIP-Adapter, Tip-Adapter(-F), TIP-X, GDA) on the same data."
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
@@ -155,14 +156,14 @@ def load_backbone(args: CompareArguments, seed: int):
     if not args.demo_data:
         return DEFAULT_BACKBONE, None, DEFAULT_BACKBONE
     from ..backbones import random_clip
-    from .demo import FALLBACK, load_default_backbone, warn_fallback
+    from .demo import load_default_backbone, warn_fallback
 
     loaded = load_default_backbone()
     if loaded is not None:
         return loaded[0], loaded[1], DEFAULT_BACKBONE
     warn_fallback()
     model, processor = random_clip("small", seed=seed)
-    return model, processor, FALLBACK
+    return model, processor, RANDOM_INIT
 
 
 def run(args: CompareArguments, *, argv: list[str] | None = None) -> int:
@@ -183,8 +184,11 @@ def run(args: CompareArguments, *, argv: list[str] | None = None) -> int:
     backbone, processor, label = load_backbone(args, seed=min(args.seeds))
     result = compare_methods(backbone, dataset, config, processor=processor, device=device, backbone_label=label)
     command = redact_command("hf-tip", argv)
-    title = f"{'demo textile images' if args.demo_data else args.dataset_name or 'image folders'}"
-    paths = write_report(result, output_dir, extra={"command": command}, title=f"Few-shot methods on {title}")
+    data = "the demo's textile images" if args.demo_data else args.dataset_name or "image folders"
+    title = f"Few-shot methods on {data}"
+    if label == RANDOM_INIT:
+        title += " (RANDOM-INIT backbone: the mechanics, not CLIP's accuracy)"
+    paths = write_report(result, output_dir, extra={"command": command}, title=title)
     print(paths["markdown"].read_text())
     print(f"Wrote {paths['json']}, {paths['markdown']} and {paths['plot']}.")
     return 0
