@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .data import sample_few_shot
+from .data import remap_labels, sample_few_shot
 from .features import iter_augmented_features
 from .templates import DatasetPreset, get_preset
 
@@ -143,6 +143,7 @@ class CompareConfig:
     allow_fewer_shots: bool = False
     save_models_dir: str | None = None
     show_progress: bool = True
+    label_map: list[int] | None = field(default=None, repr=False)  # set by the dataset check, not an input
 
     def __post_init__(self):
         self.methods = check_methods(self.methods)
@@ -289,6 +290,20 @@ def new_model(method: str, base, **config_kwargs):
     return model.to(base.zero_shot_weights.device).eval()
 
 
+def check_data(base, dataset, config: CompareConfig) -> list[int] | None:
+    """The one dataset check where data enters (`data.check_dataset`: the three splits, the columns, the same classes
+    in every split, matched to the model's by name or through the preset's / `class_names`' renames); returns the
+    label map of the dataset's labels to the model's class indices (`None`: the same)."""
+    from .data import check_dataset, dataset_class_names, declared_mapping
+
+    names = [base.config.id2label[i] for i in range(base.num_classes)]
+    return check_dataset(
+        dataset, names, image_column=config.image_column, label_column=config.label_column,
+        class_mapping=declared_mapping(dataset_class_names(dataset["train"], config.label_column), names),
+        required_splits=("train", "validation", "test"),
+    )  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------------- encoding
 def encode_eval_splits(base, dataset, config: CompareConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Normalised features [N,D] and labels [N] of `validation` and `test`, once (a seeded subset with
@@ -306,6 +321,7 @@ def encode_eval_splits(base, dataset, config: CompareConfig) -> dict[str, tuple[
             feature_cache_dir=config.feature_cache_dir,
             batch_size=config.batch_size,
             show_progress=config.show_progress,
+            label_map=config.label_map,
         )
     return out
 
@@ -316,7 +332,7 @@ def encode_few_shot_views(
     """The largest few-shot sample of `seed`: its dataset indices [N], raw view features `[num_views, N, D]`
     (float32, CPU; view `v` of dataset image `i` from `view_generator(seed, v, i)`) and labels [N]."""
     class_names = [base.config.id2label[i] for i in range(base.num_classes)]
-    labels = list(train[config.label_column])
+    labels = remap_labels(train[config.label_column], config.label_map).tolist()
     picked = sample_few_shot(labels, max(config.num_shots), seed, class_names, config.allow_fewer_shots)
     images = list(train.select(picked)[config.image_column])
     views = torch.zeros(num_views, len(picked), base.feature_dim)
@@ -451,15 +467,12 @@ def compare_methods(backbone, dataset, config: CompareConfig | None = None, *, p
     >>> result.summary()["tip-adapter"][4]["mean"]
     ```
     """
-    from .loading import require_split
-
     if config is not None and kwargs:
         raise ValueError(f"Pass either `config` or its fields as keyword arguments, not both (got {sorted(kwargs)}).")
     config = config if config is not None else CompareConfig(**kwargs)
-    for split, flag in (("train", "--train_dir"), ("validation", "--validation_dir"), ("test", "--test_dir")):
-        require_split(dataset, split, flag)
     started = time.perf_counter()
     base = base_model(backbone, dataset, config, processor, device)
+    config.label_map = check_data(base, dataset, config)
     splits = encode_eval_splits(base, dataset, config)
     encode_seconds = time.perf_counter() - started
     runs: list[MethodRun] = []
@@ -494,7 +507,7 @@ def _run_seed(base, train, seed, splits, config, accelerator, bar) -> tuple[list
     picked, views, labels = encode_few_shot_views(base, train, seed, config, num_views)
     preset = get_preset(config.template_set) if config.template_set else None
     names = [base.config.id2label[i] for i in range(base.num_classes)]
-    train_labels = list(train[config.label_column])
+    train_labels = remap_labels(train[config.label_column], config.label_map).tolist()
     runs, seconds = [], 0.0
     for shots in config.num_shots:
         positions = shot_positions(train_labels, picked, shots, seed, config, names)
