@@ -13,7 +13,6 @@ import json
 import math
 import pickle
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,7 +64,7 @@ def replay(model, initial_keys, labels, bank, update, num_epochs=2, batch=4, see
     one_hot = F.one_hot(model.cache_labels, weights.shape[0]).float()
     keys, state, out, step = initial_keys.clone(), {}, [initial_keys.clone()], 0
     for epoch in range(num_epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(labels))
+        order = training.epoch_order(len(labels), seed, epoch)  # the order is the data module's; the update is ours
         for start in range(0, len(order), batch):
             idx = torch.as_tensor(order[start : start + batch])
             f = F.normalize(bank[epoch % bank.shape[0], idx], dim=-1)
