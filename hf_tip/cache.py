@@ -29,12 +29,17 @@ def one_hot_values(cache_labels: torch.Tensor, num_classes: int, dtype: torch.dt
     return F.one_hot(cache_labels, num_classes).to(dtype)
 
 
+def cache_weights(affinities: torch.Tensor, beta: float) -> torch.Tensor:
+    """The weight of each cache entry, exp(-β (1 - A)), for affinities A of any shape ([B,NK] -> [B,NK])."""
+    return affinities.sub(1.0).mul_(beta).exp_()  # exp(β (A - 1)) = exp(-β (1 - A)) bit for bit, in one buffer
+
+
 def cache_logits(
     affinities: torch.Tensor, cache_labels: torch.Tensor, num_classes: int, beta: float, keys_dim: int = -1
 ) -> torch.Tensor:
     """exp(-β (1 - A)) L for affinities A [B,NK] and key classes [NK] -> [B,C]; with `keys_dim=0`, for A given as
     [NK,B] -> [C,B] (the same values; the scatter-add then adds contiguous rows, several times faster)."""
-    weights = affinities.sub(1.0).mul_(beta).exp_()  # exp(β (A - 1)) = exp(-β (1 - A)) bit for bit, in one buffer
+    weights = cache_weights(affinities, beta)
     shape = list(weights.shape)
     shape[keys_dim] = num_classes
     return weights.new_zeros(shape).index_add(keys_dim, cache_labels, weights)  # sums each class's keys' weights

@@ -1,5 +1,5 @@
-"""The `hf-tip` command: `hf-tip build | evaluate | demo | push` (each in `hf_tip/commands/`). Tip-Adapter-F runs as
-`accelerate launch examples/finetune.py` (single or multi-process), over `hf_tip.training.finetune`."""
+"""The `hf-tip` command: `hf-tip build | evaluate | demo | push | finetune | update | app` (`hf_tip/commands/`).
+Tip-Adapter-F runs as `accelerate launch examples/finetune.py` (single or multi-process), over `hf_tip.training.finetune`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ COMMANDS = {
     "push": "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card.",
     "finetune": "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate; see `hf-tip finetune --help`.",
     "compare": "Compare every method (zero-shot, linear probe, CLIP-Adapter, Tip-Adapter(-F), TIP-X, GDA) on the same data.",
+    "update": "Add examples and classes from an image folder to a saved Tip-Adapter, without a rebuild.",
+    "app": "Serve an interactive page (Gradio): classify, see the cache examples behind it, add examples live.",
 }
 
 

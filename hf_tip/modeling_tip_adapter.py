@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -10,9 +11,18 @@ from torch import nn
 from .cache import normalize, tip_logits
 from .configuration_tip_adapter import TipAdapterConfig
 from .data import check_dataset, check_images, load_images, remap_labels, sample_few_shot
-from .features import iter_augmented_features
+from .features import iter_augmented_features, zero_shot_weights
 from .modeling_zero_shot import ZeroShotForImageClassification
 from .search import grid_search
+from .thumbnails import (
+    THUMBNAILS_NAME,
+    check_store_bytes,
+    check_thumbnail_size,
+    load_thumbnails,
+    make_thumbnails,
+    save_thumbnails,
+)
+from .updates import as_images, check_new_class_names, classes_to_remove, reindex, resolve_labels
 
 
 class TipAdapterForImageClassification(ZeroShotForImageClassification):
@@ -111,6 +121,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         allow_fewer_shots: bool = False,
         show_progress: bool = True,
         class_mapping: dict[str, str] | Sequence[str] | None = None,
+        store_thumbnails: bool = False,
     ) -> TipAdapterForImageClassification:
         r"""
         Encode a few-shot set into the cache, as in the paper: `augment_epochs` passes over the images in a fixed
@@ -129,6 +140,9 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
                 How a dataset's `ClassLabel` names map to the model's classes when they differ (see
                 `hf_tip.data.align_labels`); by default they are matched by name (`_` as a space, ignoring case), so
                 a dataset listing the model's classes in another order gets the right labels.
+            store_thumbnails (`bool`, *optional*, defaults to `False`):
+                Keep a small thumbnail of every cache image (saved as `thumbnails.safetensors`) so that predictions
+                can show the examples behind them; also on when `enable_thumbnails` was called before.
         """
         if hasattr(images_or_dataset, "column_names"):
             dataset = images_or_dataset
@@ -155,13 +169,20 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
 
+        thumbnail_size = self._thumbnail_size(store_thumbnails)
+        if thumbnail_size is not None:
+            check_store_bytes(len(images), thumbnail_size)
+
         size, mean, std = self.image_geometry()
         total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
         for _, start, feats in iter_augmented_features(
             self.clip, images, epochs, size, mean, std, seed=seed, batch_size=batch_size, show_progress=show_progress
         ):
             total[start : start + feats.shape[0]] += feats  # raw features summed over passes, normalised below
-        return self.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=seed)
+        self.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=seed)
+        if thumbnail_size is not None:
+            self.thumbnails = make_thumbnails(images, thumbnail_size)
+        return self
 
     def set_augmented_cache(
         self,
@@ -275,6 +296,254 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         )
         self.config.alpha, self.config.beta = result["alpha"], result["beta"]
         return result
+
+    # ----------------------------------------------------------------------------------------------- live updates
+    # An added image's augmented views are drawn from `view_generator(seed, view, index)` with `index` its position in
+    # the cache when added (`cache_size`, `cache_size + 1`, ...): the position `build_cache` gives it when the cache's
+    # images and the new ones are encoded together, in that order. So a live-updated model equals one built from
+    # scratch on the union (same seed, same augment_epochs); removed entries take no index with them.
+    def add_examples(
+        self,
+        images: Sequence,
+        labels: Sequence[int | str] | torch.Tensor,
+        *,
+        seed: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> TipAdapterForImageClassification:
+        r"""
+        Append labelled examples to the cache, their keys made as `build_cache` makes them (`config.augment_epochs`
+        augmented views, raw features averaged, then L2-normalised). Everything is checked before the model changes.
+
+        Args:
+            images (`list[PIL.Image.Image | str]`): the new images (or image file paths).
+            labels (`list[int | str]` or `torch.LongTensor` of shape `[N]`): each image's class, as an index in
+                `[0, num_labels)` or a class name of `config.label2id`.
+            seed (`int`, *optional*): the augmentation seed; defaults to the cache's (`config.few_shot_seed`), else 1
+                (`build_cache`'s default). Pass the seed the cache was built with when the config does not record it.
+
+        Example:
+
+        ```python
+        >>> model.add_examples([image], ["dog"])  # doctest: +SKIP
+        >>> model.config.cache_size
+        7
+        ```
+        """
+        images = as_images(images)
+        if not images:
+            raise ValueError("`images` is empty: pass at least one image to add.")
+        labels = resolve_labels(labels, self.config.label2id, self.num_classes, len(images))
+        thumbnails = self._new_thumbnails(images)
+        keys = self._encode_new_examples(images, seed, batch_size, show_progress)
+        self._append_entries(keys, labels, thumbnails)
+        return self
+
+    def add_classes(
+        self,
+        names: Sequence[str],
+        images: Sequence | None = None,
+        labels: Sequence[int | str] | torch.Tensor | None = None,
+        *,
+        seed: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> TipAdapterForImageClassification:
+        r"""
+        Add classes after the existing ones: their zero-shot text weights from the config's templates (`_` reads as a
+        space, as in `from_clip`), `id2label` / `label2id` / `num_labels` extended, and cache entries for `images`.
+
+        Args:
+            names (`list[str]`): new, distinct, non-empty class names.
+            images (`list[PIL.Image.Image | str]`, *optional*): examples to add to the cache (see `add_examples`).
+            labels (`list[int | str]`, *optional*): each image's class (a name or an index among old and new
+                classes); may be left out when a single class is added.
+            seed (`int`, *optional*): the augmentation seed (see `add_examples`).
+        """
+        names = check_new_class_names(names, [self.config.id2label[i] for i in range(self.num_classes)])
+        num_classes = self.num_classes + len(names)
+        label2id = {**self.config.label2id, **{name: self.num_classes + i for i, name in enumerate(names)}}
+        if images is None and labels is not None:
+            raise ValueError("`labels` were given without `images`; pass the images they label.")
+        if images is not None:
+            images = as_images(images)
+            if labels is None and len(names) > 1:
+                raise ValueError(f"Pass `labels` (one per image) to say which of the new classes {names} each shows.")
+            labels = [names[0]] * len(images) if labels is None else labels
+            labels = resolve_labels(labels, label2id, num_classes, len(images))
+        if self.processor is None or getattr(self.processor, "tokenizer", None) is None:
+            raise ValueError("The model has no tokenizer (`model.processor` is None): new classes need text weights.")
+        weights = zero_shot_weights(
+            self.clip, self.processor.tokenizer, [n.replace("_", " ") for n in names], self.config.templates
+        )
+        thumbnails = self._new_thumbnails(images) if images else None
+        keys = self._encode_new_examples(images, seed, batch_size, show_progress) if images else None
+        self.zero_shot_weights = torch.cat([self.zero_shot_weights, weights.to(self.zero_shot_weights)])
+        self.config.id2label = {i: name for name, i in label2id.items()}
+        self.config.label2id = label2id
+        if keys is not None:
+            self._append_entries(keys, labels, thumbnails)
+        return self
+
+    def remove_classes(self, names: Sequence[str]) -> TipAdapterForImageClassification:
+        r"""
+        Remove classes: their text weights and cache entries go, and the remaining classes are numbered `0..C'-1` in
+        their former order (`id2label`, `label2id`, `cache_labels` re-indexed).
+
+        Args:
+            names (`list[str]`): existing class names; at least one class must remain.
+        """
+        removed = classes_to_remove(names, self.config.label2id)
+        kept = [c for c in range(self.num_classes) if c not in removed]
+        keep, labels = reindex(self.cache_labels, removed, self.num_classes)
+        keys = self.cache_keys.detach()[keep.to(self.cache_keys.device)]
+        thumbnails = self.thumbnails[keep] if self._thumbnails_match() else None
+        names_kept = [self.config.id2label[c] for c in kept]
+        self.zero_shot_weights = self.zero_shot_weights[kept].clone()
+        self.config.id2label = dict(enumerate(names_kept))
+        self.config.label2id = {name: i for i, name in enumerate(names_kept)}
+        self._install_entries(keys, labels.to(self.cache_labels.device), thumbnails)
+        return self
+
+    def _encode_new_examples(
+        self, images: list, seed: int | None, batch_size: int, show_progress: bool
+    ) -> torch.Tensor:
+        """Keys [N,D] of new images (model device and dtype), views indexed from the current cache size on."""
+        if seed is None:
+            seed = self.config.few_shot_seed if self.config.few_shot_seed is not None else 1
+        epochs, first = self.config.augment_epochs, self.cache_keys.shape[0]
+        size, mean, std = self.image_geometry()
+        total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
+        for _, start, feats in iter_augmented_features(
+            self.clip,
+            images,
+            epochs,
+            size,
+            mean,
+            std,
+            seed=seed,
+            batch_size=batch_size,
+            indices=range(first, first + len(images)),
+            show_progress=show_progress,
+        ):
+            total[start : start + feats.shape[0]] += feats
+        return normalize((total / epochs).to(device=self.zero_shot_weights.device, dtype=self.zero_shot_weights.dtype))
+
+    def _append_entries(self, keys: torch.Tensor, labels: torch.Tensor, thumbnails: torch.Tensor | None) -> None:
+        """Append keys [N,D], labels [N] (and thumbnails [N,h,w,3] when the store is on) to the cache."""
+        if thumbnails is not None and self._thumbnails_match():
+            thumbnails = torch.cat([self.thumbnails, thumbnails])
+        keys = torch.cat([self.cache_keys.detach(), keys.to(self.cache_keys)])
+        labels = torch.cat([self.cache_labels, labels.to(self.cache_labels.device)])
+        self._install_entries(keys, labels, thumbnails)
+
+    def _install_entries(self, keys: torch.Tensor, labels: torch.Tensor, thumbnails: torch.Tensor | None) -> None:
+        """Replace the cache with keys [NK,D] and labels [NK] as given (no renormalisation), keeping Tip-F's parameter
+        trainable, and update `cache_size` / `num_shots`; thumbnails that no longer match are dropped."""
+        if isinstance(self.cache_keys, nn.Parameter):
+            self.cache_keys = nn.Parameter(keys.clone(), requires_grad=self.cache_keys.requires_grad)
+        else:
+            self.cache_keys = keys.clone()
+        self.cache_labels = labels.clone()
+        self.config.cache_size = keys.shape[0]
+        counts = torch.bincount(labels.cpu(), minlength=self.num_classes)
+        if keys.shape[0] and bool((counts == counts[0]).all()):
+            self.config.num_shots = int(counts[0])
+        if self.thumbnails is not None:
+            ok = thumbnails is not None and thumbnails.shape[0] == keys.shape[0]
+            self.thumbnails = thumbnails if ok else None
+
+    # ------------------------------------------------------------------------------------------------- thumbnails
+    thumbnails: torch.Tensor | None = None  # opt-in store: uint8 [NK,h,w,3] on the CPU (see `enable_thumbnails`)
+
+    def enable_thumbnails(self, size: int = 64, images: Sequence | None = None) -> TipAdapterForImageClassification:
+        r"""
+        Turn on the thumbnail store: one `size`x`size` uint8 thumbnail per cache entry, saved with the model as
+        `thumbnails.safetensors` (at most 96 px and 64 MiB in all), so that predictions can show the examples that
+        drove them (`hf_tip.explain`). Off by default: the cache's images may be private. Later `build_cache`,
+        `add_examples` and `add_classes` calls keep it up to date.
+
+        Args:
+            size (`int`, *optional*, defaults to 64): thumbnail side in pixels, in `[8, 96]`.
+            images (`list[PIL.Image.Image | str]`, *optional*): the images of the current cache entries, in cache
+                order; required when the cache is not empty.
+        """
+        size = check_thumbnail_size(size)
+        count = self.cache_keys.shape[0]
+        images = as_images(images) if images is not None else []
+        if len(images) != count:
+            raise ValueError(
+                f"The cache has {count} entries but {len(images)} images were given; pass the cache's images, in cache "
+                "order, to `enable_thumbnails(images=...)` (or build the cache with `store_thumbnails=True`)."
+            )
+        check_store_bytes(count, size)
+        self.thumbnails = make_thumbnails(images, size)
+        return self
+
+    def disable_thumbnails(self) -> TipAdapterForImageClassification:
+        """Drop the thumbnail store; the next `save_pretrained` into a folder removes its `thumbnails.safetensors`."""
+        self.thumbnails = None
+        return self
+
+    def _thumbnails_match(self) -> bool:
+        """Whether the store is on and holds one thumbnail per cache entry."""
+        return self.thumbnails is not None and self.thumbnails.shape[0] == self.cache_keys.shape[0]
+
+    def _thumbnail_size(self, store: bool = False) -> int | None:
+        """The store's thumbnail size (64 when `store` turns it on), or None when it is off."""
+        if self.thumbnails is not None:
+            return int(self.thumbnails.shape[1])
+        return 64 if store else None
+
+    def _new_thumbnails(self, images: list) -> torch.Tensor | None:
+        """Thumbnails [N,h,w,3] of images about to be added when the store is on (its cap checked first)."""
+        size = self._thumbnail_size()
+        if size is None:
+            return None
+        check_store_bytes(self.cache_keys.shape[0] + len(images), size)
+        return make_thumbnails(images, size)
+
+    def _save_thumbnails(self, save_directory: str | os.PathLike) -> None:
+        """Write `thumbnails.safetensors`, or remove a stale one when the model has no (matching) store."""
+        path = os.path.join(save_directory, THUMBNAILS_NAME)
+        if self._thumbnails_match():
+            save_thumbnails(self.thumbnails, save_directory)
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def _load_thumbnails(self, name_or_path, hub_kwargs: dict) -> None:
+        """Load `thumbnails.safetensors` from a folder or Hub repo when it has one."""
+        from transformers.utils import cached_file
+
+        kwargs = {k: v for k, v in hub_kwargs.items() if k != "trust_remote_code"}
+        try:
+            path = cached_file(
+                str(name_or_path),
+                THUMBNAILS_NAME,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **kwargs,
+            )
+        except OSError:
+            path = None
+        self.thumbnails = load_thumbnails(path, self.cache_keys.shape[0]) if path else None
+
+    # ------------------------------------------------------------------------------------------- save / load hooks
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load as the base class does, plus the cache's `thumbnails.safetensors` when the folder or repo has one."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder")
+        model._load_thumbnails(pretrained_model_name_or_path, {k: kwargs[k] for k in keys if k in kwargs})
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Save as the base class does; with the thumbnail store on, `thumbnails.safetensors` too (written first, so a
+        `push_to_hub=True` save uploads it; a stale one is removed when the store is off)."""
+        if kwargs.get("is_main_process", True):
+            os.makedirs(save_directory, exist_ok=True)
+            self._save_thumbnails(save_directory)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------ helpers
     def _check_ready(self) -> None:

@@ -33,6 +33,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/constraints
   touch "$stamp"
 fi
 
+# Debian's chromium drives the app's browser tests (tests/test_app.py, marker browser) through playwright; playwright's
+# own browser download cannot run here, so never `playwright install`. Elsewhere those tests skip (fail under CI).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "scripts/setup.sh: warning: could not install chromium; browser tests will skip (fail under CI)" >&2
+  else
+    echo "scripts/setup.sh: note: chromium missing and not root with apt; browser tests will skip (fail under CI)" >&2
+  fi
+fi
+
 # olah serves the Hub round-trip tests (tests/test_hub.py); its own venv keeps its dependencies out of the project's.
 olah_stamp=.venv-olah/.olah-0.5.4
 if [ ! -f "$olah_stamp" ]; then
