@@ -43,7 +43,7 @@ from harness import (
 )
 
 from hf_tip.cache import affinity, normalize, one_hot_values, zero_shot_logits
-from hf_tip.search import reference_grid_search
+from hf_tip.testing_utils import reference_grid_search
 
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful
 QUICK_ARGS = [

@@ -1,7 +1,7 @@
 """α/β search: hf-tip's vectorised grid search vs the paper's double loop, on identical features.
 
 hf-tip (`model.search_hyperparameters`, i.e. `search.grid_search`) computes the affinity once per row chunk and scores
-every α of a β in one step; the paper's loop (`search.reference_grid_search`) recomputes the affinity and a dense
+every α of a β in one step; the paper's loop (`testing_utils.reference_grid_search`) recomputes the affinity and a dense
 one-hot matmul for each of the 200 × 20 (β, α) pairs. Both run on the same synthetic, clustered features (only the
 arithmetic is timed, so random features are as good as CLIP's) and must choose the same (α, β).
 
@@ -29,7 +29,7 @@ from harness import (
     time_interleaved,
 )
 
-from hf_tip.search import reference_grid_search
+from hf_tip.testing_utils import reference_grid_search
 
 TARGET = 50.0
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful

@@ -1,5 +1,17 @@
-"""The `hf-tip` command: `hf-tip build | evaluate | demo | push | finetune | update | app` (`hf_tip/commands/`).
-Tip-Adapter-F runs as `accelerate launch examples/finetune.py` (single or multi-process), over `hf_tip.training.finetune`."""
+"""The `hf-tip` command: `hf-tip COMMAND [flags]` or `hf-tip COMMAND config.{json,yaml}`.
+
+A command is a module in `COMMANDS` (one line adds one) that defines:
+- `HELP` (`str`): one line for `hf-tip --help`;
+- `ARGUMENTS` (`tuple` of dataclasses): its flags, parsed by `transformers.HfArgumentParser`;
+- optionally `configure(parser)`: extra (positional) arguments, handed to `run` as a last `argparse.Namespace`;
+- `run(*arguments, argv) -> int`: the parsed dataclass instances in `ARGUMENTS` order, and `argv`, the command line
+  as typed (record it only through `hf_tip.redact.redact_command`).
+A command that must own its parsing and error reporting (`finetune`: one message on every process) defines
+`HELP` and `main(argv) -> int` instead, and gets the arguments after its name.
+
+User errors (`ValueError`, `OSError`) print one line, `hf-tip COMMAND: error: ...`, and exit 1; flag syntax errors
+exit 2.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +19,94 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+
+from transformers import HfArgumentParser
 
 COMMANDS = {
-    "build": "Build a training-free Tip-Adapter from a dataset: sample, cache, search alpha/beta, evaluate, save.",
-    "evaluate": "Evaluate a saved Tip-Adapter (folder or Hub id) on a dataset split.",
-    "demo": "Few-shot textile-defect classification demo: zero-shot CLIP vs Tip-Adapter.",
-    "push": "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card.",
-    "finetune": "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate; see `hf-tip finetune --help`.",
-    "compare": "Compare every method (zero-shot, linear probe, CLIP-Adapter, Tip-Adapter(-F), TIP-X, GDA) on the same data.",
-    "update": "Add examples and classes from an image folder to a saved Tip-Adapter, without a rebuild.",
-    "app": "Serve an interactive page (Gradio): classify, see the cache examples behind it, add examples live.",
+    "build": "hf_tip.commands.build",
+    "evaluate": "hf_tip.commands.evaluate",
+    "demo": "hf_tip.commands.demo",
+    "push": "hf_tip.commands.push",
+    "finetune": "hf_tip.commands.finetune",
+    "compare": "hf_tip.commands.compare",
+    "update": "hf_tip.commands.update",
+    "app": "hf_tip.commands.app",
 }
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class CommandParser(HfArgumentParser):
+    """`HfArgumentParser` whose flag errors are one line, `hf-tip CMD: error: ...` (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def fail(command: str, error: BaseException) -> int:
+    """Print a clean one-line error (no traceback) and return the exit code 1."""
+    message = " ".join(str(error).split("\n"))
+    print(f"hf-tip {command}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def load_command(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def command_help(module: ModuleType) -> str:
+    """A command's one line: its `HELP`, else the first line of its docstring."""
+    return getattr(module, "HELP", None) or (module.__doc__ or "").strip().split("\n")[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-tip", description="Tip-Adapter: training-free few-shot CLIP.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
-    for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"hf_tip.commands.{name}")
-        except ModuleNotFoundError as error:  # a command not written yet must not break the others
-            if error.name != f"hf_tip.commands.{name}":
-                raise
-            continue
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(func=module.run)
+    """The top-level parser: lists the commands (`hf-tip --help`)."""
+    parser = argparse.ArgumentParser(
+        prog="hf-tip",
+        description="Tip-Adapter: training-free few-shot CLIP. Run `hf-tip COMMAND --help` for a command's flags; "
+        "`hf-tip COMMAND config.yaml` reads them from a JSON or YAML file.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        subparsers.add_parser(name, help=command_help(load_command(name)), add_help=False)
     return parser
 
 
+def command_parser(name: str, module: ModuleType) -> CommandParser:
+    """The parser of one command: its dataclasses' fields as flags."""
+    parser = CommandParser(module.ARGUMENTS, prog=f"hf-tip {name}", description=command_help(module))
+    if hasattr(module, "configure"):
+        module.configure(parser)
+    return parser
+
+
+def parse(parser: CommandParser, argv: list[str]) -> tuple:
+    """The dataclass instances from flags, or from one `.json` / `.yaml` file (unknown keys are an error)."""
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        path = argv[0]
+        try:
+            if path.endswith(".json"):
+                return parser.parse_json_file(path)
+            return parser.parse_yaml_file(path)
+        except TypeError as error:  # a required field missing from the file
+            raise ValueError(f"{path}: {error}") from None
+    return parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # the command as typed, for model cards
-    return int(args.func(args) or 0)
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)  # prints the help, or the usage error, and exits
+        return 2
+    name = argv[0]
+    module = load_command(name)
+    if hasattr(module, "main"):
+        return int(module.main(argv[1:]) or 0)
+    try:
+        arguments = parse(command_parser(name, module), argv[1:])
+        return int(module.run(*arguments, argv=argv) or 0)
+    except (ValueError, OSError) as error:
+        return fail(name, error)
 
 
 if __name__ == "__main__":

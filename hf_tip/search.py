@@ -1,19 +1,48 @@
-"""Vectorised α/β grid search on validation features, and the paper's double loop it replaces."""
+"""Vectorised α/β grid search on validation features (the paper's double loop, kept as a test oracle, lives in
+`hf_tip.testing_utils.reference_grid_search`)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 
-from .cache import affinity, cache_logits, one_hot_values, zero_shot_logits
+from .cache import affinity, cache_logits, zero_shot_logits
+
+MAX_GRID_CELLS = 10**6  # n_beta · n_alpha; the paper's grids have 4,000 cells, and each cell costs one int64
 
 
-def search_grid(search_scale: tuple[float, float], search_step: tuple[int, int]) -> tuple[list[float], list[float]]:
+def check_search_grid(search_scale: Sequence[float], search_step: Sequence[int]) -> None:
+    """Raise a `ValueError` naming `search_scale` / `search_step` unless they are two finite numbers above 0.1 and two
+    integers >= 1 whose product is at most `MAX_GRID_CELLS`. Cheap: call it before any work or any write."""
+    scale, step = _pair(search_scale, "search_scale"), _pair(search_step, "search_step")
+    if not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0.1 for v in scale
+    ):
+        raise ValueError(
+            f"`search_scale` must be two finite numbers (beta_max, alpha_max) above 0.1, got {list(scale)!r}."
+        )
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in step):
+        raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {list(step)!r}.")
+    if step[0] * step[1] > MAX_GRID_CELLS:
+        raise ValueError(
+            f"`search_step` {list(step)!r} asks for {step[0] * step[1]:,} (beta, alpha) pairs; at most "
+            f"{MAX_GRID_CELLS:,} are allowed (the paper uses 200 x 20)."
+        )
+
+
+def _pair(values, name: str) -> tuple:
+    """`values` as a 2-tuple, or a `ValueError` naming `name`."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != 2:
+        raise ValueError(f"`{name}` must hold exactly two values, got {values!r}.")
+    return tuple(values)
+
+
+def search_grid(search_scale: Sequence[float], search_step: Sequence[int]) -> tuple[list[float], list[float]]:
     """The paper's grid: `i · (max - 0.1) / n + 0.1` for `i < n`, β first then α (the upper end is never reached)."""
+    check_search_grid(search_scale, search_step)
     (beta_max, alpha_max), (n_beta, n_alpha) = search_scale, search_step
-    if not (beta_max > 0.1 and alpha_max > 0.1):
-        raise ValueError(f"`search_scale` must be two numbers (beta_max, alpha_max) above 0.1, got {search_scale!r}.")
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (n_beta, n_alpha)):
-        raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
     betas = [i * (beta_max - 0.1) / n_beta + 0.1 for i in range(n_beta)]
     alphas = [i * (alpha_max - 0.1) / n_alpha + 0.1 for i in range(n_alpha)]
     return betas, alphas
@@ -41,6 +70,8 @@ def grid_search(
         `dict` with `alpha`, `beta` and `accuracy` (a fraction in [0, 1]).
     """
     betas, alphas = search_grid(search_scale, search_step)
+    if image_embeds.shape[0] == 0:
+        raise ValueError("No validation features to search alpha/beta on (`image_embeds` is empty).")
     num_samples, num_classes = image_embeds.shape[0], zero_shot_weights.shape[0]
     alpha_t = torch.tensor(alphas, dtype=image_embeds.dtype, device=image_embeds.device)[:, None, None]  # [nA,1,1]
     correct = torch.zeros(len(betas), len(alphas), dtype=torch.long, device=image_embeds.device)
@@ -58,31 +89,4 @@ def grid_search(
             correct[i] += (logits.argmax(-1) == target).sum(-1)
     best = int(torch.argmax(correct.flatten()))  # first maximum in (β, α) order
     i, j = divmod(best, len(alphas))
-    return {"alpha": alphas[j], "beta": betas[i], "accuracy": correct[i, j].item() / max(num_samples, 1)}
-
-
-@torch.no_grad()
-def reference_grid_search(
-    image_embeds: torch.Tensor,
-    labels: torch.Tensor,
-    zero_shot_weights: torch.Tensor,
-    cache_keys: torch.Tensor,
-    cache_labels: torch.Tensor,
-    logit_scale: torch.Tensor | float,
-    search_scale: tuple[float, float] = (7.0, 3.0),
-    search_step: tuple[int, int] = (200, 20),
-) -> dict[str, float]:
-    """The paper's procedure, kept to verify and benchmark `grid_search`: a double loop over (β, α) that recomputes
-    the affinity and the dense one-hot matmul for every pair."""
-    betas, alphas = search_grid(search_scale, search_step)
-    values = one_hot_values(cache_labels, zero_shot_weights.shape[0], image_embeds.dtype)  # [NK,C]
-    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)
-    best_acc, best_alpha, best_beta = -1.0, alphas[0], betas[0]
-    for beta in betas:
-        for alpha in alphas:
-            affinities = image_embeds @ cache_keys.t()
-            cache = torch.exp(-beta * (1.0 - affinities)) @ values
-            acc = (clip + cache * alpha).argmax(-1).eq(labels).float().mean().item()
-            if acc > best_acc:
-                best_acc, best_alpha, best_beta = acc, alpha, beta
-    return {"alpha": best_alpha, "beta": best_beta, "accuracy": best_acc}
+    return {"alpha": alphas[j], "beta": betas[i], "accuracy": correct[i, j].item() / num_samples}

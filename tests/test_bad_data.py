@@ -132,13 +132,13 @@ def test_fit_training_free_remaps_every_split(tiny_clip):
         )  # fmt: skip
 
     kwargs = dict(num_shots=2, augment_epochs=1, search_step=(3, 3), show_progress=False)
-    aligned = procedure.fit_training_free(fresh_model(tiny_clip), splits(CLASS_NAMES), **kwargs)
-    shuffled = procedure.fit_training_free(fresh_model(tiny_clip), splits(REVERSED), **kwargs)
+    aligned = procedure.fit_training_free(fresh_model(tiny_clip), splits(CLASS_NAMES), **kwargs).to_dict()
+    shuffled = procedure.fit_training_free(fresh_model(tiny_clip), splits(REVERSED), **kwargs).to_dict()
     for key in ("alpha", "beta", "validation", "test"):
         assert shuffled[key] == aligned[key], key
     renamed = procedure.fit_training_free(
         fresh_model(tiny_clip), splits(list(CLASS_NAMES)), class_mapping=CLASS_NAMES, **kwargs
-    )
+    ).to_dict()
     assert renamed["test"] == aligned["test"]
 
 

@@ -130,7 +130,7 @@ def test_build_in_process_matches_the_library_and_is_deterministic(tiny_clip_dir
     model = TipAdapterForImageClassification.from_clip(str(tiny_clip_dir), FOLDERS)
     library = fit_training_free(
         model, dataset, num_shots=4, augment_epochs=2, search_step=(20, 5), show_progress=False
-    )
+    ).to_dict()
     assert torch.allclose(model.cache_keys, a["cache_keys"], atol=1e-6)
     for key in ("alpha", "beta", "validation", "test", "zero_shot_accuracy", "tip_adapter_accuracy"):
         assert library[key] == results[key], key
@@ -308,7 +308,7 @@ def test_push_to_hub_pushes_the_saved_folder(tiny_clip_dir, folders, tmp_path, m
 
     pushed = []
 
-    def fake_push_folder(folder, repo_id):
+    def fake_push_folder(folder, repo_id, **kwargs):
         pushed.append((Path(folder), repo_id, sorted(p.name for p in Path(folder).iterdir())))
         return SimpleNamespace(repo_url=SimpleNamespace(repo_id=f"user/{repo_id.split('/')[-1]}"))
 
@@ -320,3 +320,167 @@ def test_push_to_hub_pushes_the_saved_folder(tiny_clip_dir, folders, tmp_path, m
     (folder, repo_id, files) = pushed[0]
     assert folder == out and repo_id == "user/tip-colors"
     assert {"config.json", "model.safetensors", "results.json", "tokenizer.json"} <= set(files)
+
+
+# ------------------------------------------------------------------------------------ bad input, refused up front
+TOKEN = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--search_scale", "inf", "3"], "`--search_scale` must be two finite numbers"),
+        (["--search_scale", "7", "3", "2"], "`--search_scale` must hold exactly two values, got [7.0, 3.0, 2.0]"),
+        (["--search_step", "100000", "100000"], "`--search_step` [100000, 100000] asks for 10,000,000,000"),
+        (["--max_eval_samples", "0"], "--max_eval_samples must be an integer >= 1, got 0"),
+        (["--class_names", "a", "a", "b"], "`--class_names` "),
+        (["--num_shots", "0"], "--num_shots must be an integer >= 1, got 0"),
+        (["--train_val_split", "1.5"], "--train_val_split must be a fraction in (0, 1), got 1.5"),
+    ],
+)
+def test_bad_flags_fail_before_any_work(folders, tmp_path, capsys, extra, message):
+    """Each used to be accepted (a NaN beta saved, `a (1)` as a class), an unpack error, an 80 GB allocation, or an
+    error naming `max_samples` after the cache was built. The backbone here does not exist: the flag error comes
+    first, in one line, and nothing is written."""
+    assert main(build_args(tmp_path / "no-clip", folders, tmp_path / "out", tmp_path, *extra)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hf-tip build: error: ") and message in err and err.count("\n") == 1
+    if "--class_names" in extra:
+        assert "once" in err and "'a'" in err
+    assert "no-clip" not in err and not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_cannot_be_written_fails_before_any_work(folders, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    for output_dir, message in (
+        (tmp_path / "a-file" / "out", "cannot be created: "),
+        (Path("/proc/hf-tip-out"), "is not writable"),
+    ):
+        assert main(build_args(tmp_path / "no-clip", folders, output_dir, tmp_path)) == 1
+        err = capsys.readouterr().err
+        assert f"hf-tip build: error: --output_dir {str(output_dir)!r}" in err and message in err
+        assert "no-clip" not in err
+
+
+def test_flag_syntax_errors_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", "--num_shots", "many", "--output_dir", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hf-tip build: error: argument --num_shots") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in ("build", "evaluate", "demo", "push"))
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    printed = capsys.readouterr().out
+    for flag in ("--train_val_split", "--hub_token", "--search_scale", "--template_set", "--output_dir"):
+        assert flag in printed
+
+
+def test_a_config_file_gives_the_same_model_as_flags(tiny_clip_dir, folders, tmp_path, capsys):
+    import yaml
+
+    flags = build_args(tiny_clip_dir, folders, tmp_path / "flags", tmp_path)
+    assert main(flags) == 0
+    config = {
+        "model_name_or_path": str(tiny_clip_dir),
+        **{f"{s}_dir": str(folders[s]) for s in ("train", "validation", "test")},
+        "num_shots": 4,
+        "augment_epochs": 2,
+        "search_step": [20, 5],
+        "disable_tqdm": True,
+        "output_dir": str(tmp_path / "file"),
+        "cache_dir": str(tmp_path / "datasets-cache"),
+    }
+    (tmp_path / "build.yaml").write_text(yaml.safe_dump(config))
+    assert main(["build", str(tmp_path / "build.yaml")]) == 0
+    a, b = load_file(tmp_path / "flags" / "model.safetensors"), load_file(tmp_path / "file" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    (tmp_path / "bad.json").write_text(json.dumps({**config, "num_shot": 4}))
+    assert main(["build", str(tmp_path / "bad.json")]) == 1
+    assert "num_shot" in capsys.readouterr().err
+    (tmp_path / "partial.json").write_text(json.dumps({"num_shots": 4}))
+    assert main(["build", str(tmp_path / "partial.json")]) == 1
+    err = capsys.readouterr().err
+    assert "partial.json" in err and "output_dir" in err
+
+
+def test_the_hub_token_is_used_for_the_push_and_written_nowhere(tiny_clip_dir, folders, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import hf_tip.hub
+
+    tokens = []
+
+    def fake_push_folder(folder, repo_id, token=None, **kwargs):
+        tokens.append(token)
+        return SimpleNamespace(repo_url=SimpleNamespace(repo_id=repo_id))
+
+    monkeypatch.setattr(hf_tip.hub, "push_folder", fake_push_folder)
+    out = tmp_path / "tip"
+    args = build_args(tiny_clip_dir, folders, out, tmp_path, "--push_to_hub", "--hub_model_id", "user/x")
+    assert main([*args, "--hub_token", TOKEN]) == 0
+    assert tokens == [TOKEN]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and not [p.name for p in files if TOKEN.encode() in p.read_bytes()]
+    assert "--hub_token '<redacted>'" in (out / "README.md").read_text()
+
+
+def test_train_val_split_carves_a_validation_split(tiny_clip_dir, folders, tmp_path, capsys):
+    """Without a validation split, `--train_val_split F` carves one from train (stratified, seeded); with one, the
+    flag is refused."""
+    args = build_args(tiny_clip_dir, folders, tmp_path / "x", tmp_path, "--train_val_split", "0.5")
+    assert main(args) == 1  # a validation split is there already
+    assert "already has one" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    cut = args.index("--validation_dir")
+    assert main([*args[:cut], *args[cut + 2 :], "--num_shots", "2"]) == 0
+    results = json.loads((tmp_path / "x" / "results.json").read_text())
+    assert results["train_val_split"] == 0.5 and results["validation"]["num_samples"] == 9  # half of 3 x 6
+    assert results["cache_size"] == 6 and results["test"]["num_samples"] == 9
+
+
+def test_evaluate_bad_model_paths_and_flags(folders, tmp_path, monkeypatch, capsys, env):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    base = ["--test_dir", str(folders["test"]), "--disable_tqdm"]
+    assert main(["evaluate", "--model_name_or_path", "models/missing", *base]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hf-tip evaluate: error: --model_name_or_path 'models/missing'") and "no such folder" in err
+    assert main(["evaluate", "--model_name_or_path", "someone/missing", *base]) == 1  # neither here nor on the Hub
+    err = capsys.readouterr().err
+    assert "'someone/missing': no such folder here" in err and err.count("\n") == 1
+    assert main(["evaluate", "--model_name_or_path", "models", "--max_eval_samples", "0", *base]) == 1
+    assert "--max_eval_samples must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_command_joins_with_one_registry_line(monkeypatch, capsys):
+    """A module with `HELP`, `ARGUMENTS` (dataclasses) and `run(*arguments, argv)`, plus one `COMMANDS` entry."""
+    import dataclasses
+    import types
+
+    from hf_tip import cli
+
+    @dataclasses.dataclass
+    class HelloArguments:
+        name: str = dataclasses.field(default="world", metadata={"help": "Who to greet."})
+
+        def __post_init__(self):
+            if not self.name:
+                raise ValueError("--name must not be empty.")
+
+    module = types.ModuleType("hf_tip_test_hello")
+    module.HELP, module.ARGUMENTS = "Say hello.", (HelloArguments,)
+    module.run = lambda hello, *, argv: print(f"hello {hello.name} ({argv[0]})") or 0
+    monkeypatch.setitem(sys.modules, "hf_tip_test_hello", module)
+    monkeypatch.setitem(cli.COMMANDS, "hello", "hf_tip_test_hello")
+    assert main(["hello", "--name", "tip"]) == 0 and capsys.readouterr().out == "hello tip (hello)\n"
+    assert (
+        main(["hello", "--name", ""]) == 1
+        and capsys.readouterr().err == "hf-tip hello: error: --name must not be empty.\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "Say hello." in capsys.readouterr().out

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hf_tip.cache import normalize, tip_logits
-from hf_tip.search import grid_search, reference_grid_search, search_grid
+from hf_tip.search import grid_search, search_grid
+from hf_tip.testing_utils import reference_grid_search
 
 SCALE, STEP = (7.0, 3.0), (12, 6)
 
@@ -171,3 +172,32 @@ def test_a_bad_grid_names_the_argument(adapter, scale, step, message):
     embeds, labels = torch.randn(6, adapter.cache_keys.shape[1]), torch.arange(6) % 3
     with pytest.raises(ValueError, match=message):
         adapter.search_hyperparameters(embeds, labels, search_scale=scale, search_step=step)
+
+
+@pytest.mark.parametrize(
+    ("scale", "step", "message"),
+    [
+        ((float("inf"), 3.0), (20, 5), r"`search_scale` must be two finite numbers"),
+        ((float("nan"), 3.0), (20, 5), r"`search_scale` must be two finite numbers"),
+        ((7.0, 3.0, 2.0), (20, 5), r"`search_scale` must hold exactly two values"),
+        ((7.0, 3.0), (20, 5, 2), r"`search_step` must hold exactly two values"),
+        ((7.0, 3.0), (100_000, 100_000), r"`search_step` \[100000, 100000\] asks for 10,000,000,000"),
+    ],
+)
+def test_a_bad_grid_is_refused_before_the_config_changes(adapter, scale, step, message):
+    """`--search_scale inf 3` used to write beta = NaN, a 3-value scale was an unpack error and a 1e5 x 1e5 grid an
+    80 GB allocation: each is a `ValueError` naming the argument, and alpha/beta stay as they were."""
+    embeds, labels = torch.randn(6, adapter.cache_keys.shape[1]), torch.arange(6) % 3
+    before = (adapter.config.alpha, adapter.config.beta)
+    with pytest.raises(ValueError, match=message):
+        adapter.search_hyperparameters(embeds, labels, search_scale=scale, search_step=step)
+    assert (adapter.config.alpha, adapter.config.beta) == before
+
+
+def test_an_empty_validation_set_is_refused_before_the_config_changes(adapter):
+    """It used to return alpha = beta = 0.1 with accuracy 0 and write them into the config."""
+    adapter.config.alpha, adapter.config.beta = 1.5, 2.5
+    empty = torch.zeros(0, adapter.cache_keys.shape[1])
+    with pytest.raises(ValueError, match=r"No validation features .*`image_embeds` is empty"):
+        adapter.search_hyperparameters(empty, torch.zeros(0, dtype=torch.long))
+    assert (adapter.config.alpha, adapter.config.beta) == (1.5, 2.5)

@@ -1,1 +1,1 @@
-"""Sub-commands of the `hf-tip` CLI: each module defines `add_arguments(parser)` and `run(args)`."""
+"""Sub-commands of the `hf-tip` CLI, one module each (see `hf_tip.cli` for what a command module defines)."""

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from .build import fail
+HELP = "Serve an interactive page (Gradio): classify, see the cache examples behind it, add examples live."
 
 GRADIO_PIN = "gradio==6.31.0"
 SPACE_REQUIREMENTS = [
@@ -54,23 +56,42 @@ Run it locally with `pip install -r requirements.txt && python app.py`.
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+@dataclass
+class AppArguments:
+    """Where the page is served, or the Space folder it is exported to."""
+
+    _argument_group_name: ClassVar[str] = "app"
+
+    port: int | None = field(
+        default=None, metadata={"help": "The port to serve on (unset: 7860 or $GRADIO_SERVER_PORT)."}
+    )
+    host: str | None = field(default=None, metadata={"help": "The address to serve on (unset: 127.0.0.1)."})
+    validation_dir: str | None = field(
+        default=None, metadata={"help": "An image folder of validation data: shows alpha/beta sliders."}
+    )
+    export_space: str | None = field(
+        default=None, metadata={"help": "Write a Space-ready folder here instead of serving."}
+    )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Export into a non-empty folder."})
+
+
+ARGUMENTS = (AppArguments,)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="A saved hf-tip model: a folder or a Hub repo id.")
-    parser.add_argument("--port", type=int, help="The port to serve on (default: 7860 or $GRADIO_SERVER_PORT).")
-    parser.add_argument("--host", default=None, help="The address to serve on (default: 127.0.0.1).")
-    parser.add_argument("--validation_dir", help="An image folder of validation data: shows alpha/beta sliders.")
-    parser.add_argument("--export_space", help="Write a Space-ready folder here instead of serving.")
-    parser.add_argument("--overwrite_output_dir", action="store_true", help="Export into a non-empty folder.")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: AppArguments, positional: argparse.Namespace, *, argv: list[str]) -> int:
+    from ..cli import fail
+
     try:
         if args.export_space:
-            folder = export_space(args.model, args.export_space, args.validation_dir, args.overwrite_output_dir)
+            folder = export_space(positional.model, args.export_space, args.validation_dir, args.overwrite_output_dir)
             print(f"Wrote a Space folder to {folder}; run it with `cd {folder} && python app.py`.")
             return 0
-        serve(args.model, args.validation_dir, port=args.port, host=args.host)
-    except (ValueError, OSError, ImportError) as error:
+        serve(positional.model, args.validation_dir, port=args.port, host=args.host)
+    except ImportError as error:  # no Gradio: one line, as for other user errors (ValueError, OSError: hf_tip.cli)
         return fail("app", error)
     return 0
 
@@ -145,7 +166,7 @@ def serve(model: str, validation_dir: str | None = None, port: int | None = None
 def export_space(model: str, folder: str, validation_dir: str | None = None, overwrite: bool = False) -> Path:
     """Write `app.py`, `requirements.txt`, `README.md` (Space metadata), `model/` (the saved model, with its
     thumbnails), `validation/` (a copy of `validation_dir`) and `hf_tip/` (this package) into `folder`."""
-    from .build import check_output_dir
+    from .common import check_output_dir
 
     gradio = _require_gradio()
     path = check_output_dir(folder, overwrite)

@@ -174,7 +174,7 @@ def run(args: CompareArguments, *, argv: list[str] | None = None) -> int:
             print(f"hf-tip compare: error: {' '.join(str(error).split())}", file=sys.stderr)
             return 1
     from ..compare_report import write_report
-    from .build import check_output_dir, resolve_device
+    from .common import check_output_dir, resolve_device
 
     output_dir = check_output_dir(args.output_dir, args.overwrite_output_dir)  # before any work
     device = resolve_device(args.device)

@@ -12,31 +12,25 @@ not in the local cache) it warns loudly and continues with a randomly initialise
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import numpy as np
 from transformers import CLIPModel, CLIPProcessor
 
+from ..arguments import DEFAULT_BACKBONE, AdapterArguments, ComputeArguments
 from ..backbones import random_clip
 from ..data import dataset_class_names, declared_mapping, shuffle_keys
 from ..procedure import create_adapter, fit_training_free
-from .build import (
-    DEFAULT_BACKBONE,
-    add_adapter_arguments,
-    check_output_dir,
-    command_line,
-    fail,
-    format_results,
-    resolve_device,
-    saved_message,
-    write_results,
-)
+from ..redact import redact_command
+from .common import check_output_dir, format_results, resolve_device, saved_message, write_results
 
+HELP = "Few-shot textile-defect classification demo: zero-shot CLIP vs Tip-Adapter."
 CLASS_FOLDERS = ("nominal", "local", "global")
 LABELS = ("nominal", "local defect", "global defect")
 PROMPT_NAMES = ("no defect", "a small local defect", "a global defect")
@@ -47,37 +41,48 @@ DEFAULT_OUTPUT_DIR = "./tip-adapter-textile-demo"
 DEMO_TAG = "textile defects (conformal-clip-data)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model_name_or_path",
-        help=f"The CLIP backbone (Hub id or local folder). Default: {DEFAULT_BACKBONE}, or a random-init CLIP with a "
-        "loud warning when that cannot be loaded offline.",
+@dataclass
+class DemoArguments:
+    """The demo's backbone, images and output folder."""
+
+    _argument_group_name: ClassVar[str] = "demo"
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": f"The CLIP backbone (Hub id or local folder). Unset: {DEFAULT_BACKBONE}, or a random-init CLIP with "
+            "a loud warning when that cannot be loaded offline."
+        },
     )
-    parser.add_argument(
-        "--data_dir",
-        help="A folder with nominal/, local/ and global/ image sub-folders (default: the textile images of the "
-        "conformal-clip-data package).",
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A folder with nominal/, local/ and global/ image sub-folders (unset: the textile images of the "
+            "conformal-clip-data package)."
+        },
     )
-    parser.add_argument(
-        "--max_eval_samples",
-        type=int,
-        default=150,
-        help="Validation and test images each, a seeded subset (default: 150; 0 for all).",
+    max_eval_samples: int = field(
+        default=150, metadata={"help": "Validation and test images each, a seeded subset (0 for all)."}
     )
-    add_adapter_arguments(parser, num_shots=16, augment_epochs=2, presets=False)
-    parser.add_argument("--output_dir", default=DEFAULT_OUTPUT_DIR, help=f"Default: {DEFAULT_OUTPUT_DIR}.")
-    parser.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="Write into a non-empty --output_dir (a previous demo output is replaced without it).",
+    output_dir: str = field(default=DEFAULT_OUTPUT_DIR, metadata={"help": "Folder for the saved model."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Write into a non-empty --output_dir (a previous demo output is replaced without it)."},
     )
 
+    def __post_init__(self):
+        if isinstance(self.max_eval_samples, bool) or self.max_eval_samples < 0:
+            raise ValueError(f"--max_eval_samples must be an integer >= 0 (0 for all), got {self.max_eval_samples!r}.")
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _demo(args)
-    except (ValueError, OSError) as error:
-        return fail("demo", error)
+
+@dataclass
+class DemoAdapterArguments(AdapterArguments):
+    """[`AdapterArguments`] with the demo's default of 2 augmented views."""
+
+    augment_epochs: int | None = field(default=2, metadata={"help": "Augmented views averaged into each cache key."})
+
+
+ARGUMENTS = (DemoArguments, DemoAdapterArguments, ComputeArguments)
 
 
 def textile_root(data_dir: str | None) -> Path:
@@ -189,16 +194,16 @@ def previous_demo_output(path: Path) -> bool:
         return False
 
 
-def _demo(args: argparse.Namespace) -> int:
+def run(args: DemoArguments, adapter: DemoAdapterArguments, compute: ComputeArguments, *, argv: list[str]) -> int:
     output_dir = Path(args.output_dir)
-    check_output_dir(args.output_dir, args.overwrite_output_dir or previous_demo_output(output_dir))
-    device = resolve_device(args.device)  # a bad --device fails before any work
-    dataset = textile_dataset(textile_root(args.data_dir), args.seed, args.max_eval_samples or None)
-    templates = list(args.templates or TEMPLATES)
-    labels = list(args.class_names or LABELS)
+    check_output_dir(args.output_dir, args.overwrite_output_dir or previous_demo_output(output_dir))  # before any work
+    device = resolve_device(compute.device)
+    dataset = textile_dataset(textile_root(args.data_dir), adapter.seed, args.max_eval_samples or None)
+    templates = list(adapter.templates or TEMPLATES)
+    labels = list(adapter.class_names or LABELS)
     if len(labels) != len(LABELS):
         raise ValueError(f"--class_names needs {len(LABELS)} names (for {list(CLASS_FOLDERS)}), got {labels}.")
-    prompts = labels if args.class_names else list(PROMPT_NAMES)
+    prompts = labels if adapter.class_names else list(PROMPT_NAMES)
 
     if args.model_name_or_path is not None:
         backbone_label = args.model_name_or_path
@@ -207,39 +212,39 @@ def _demo(args: argparse.Namespace) -> int:
         loaded = load_default_backbone()
         if loaded is None:
             warn_fallback()
-            loaded, backbone_label = random_clip("small", seed=args.seed), FALLBACK
+            loaded, backbone_label = random_clip("small", seed=adapter.seed), FALLBACK
         else:
             backbone_label = DEFAULT_BACKBONE
         model = create_adapter(loaded[0], labels, templates=templates, prompt_names=prompts, processor=loaded[1])
 
     model.to(device)
-    results = fit_training_free(
+    result = fit_training_free(
         model,
         dataset,
-        num_shots=args.num_shots,
-        seed=args.seed,
-        augment_epochs=args.augment_epochs,
-        feature_cache_dir=args.feature_cache_dir,
-        search_scale=args.search_scale,
-        search_step=args.search_step,
-        allow_fewer_shots=args.allow_fewer_shots,
-        batch_size=args.batch_size,
-        show_progress=not args.disable_tqdm,
+        num_shots=adapter.num_shots,
+        seed=adapter.seed,
+        augment_epochs=adapter.augment_epochs,
+        feature_cache_dir=adapter.feature_cache_dir,
+        search_scale=adapter.search_scale,
+        search_step=adapter.search_step,
+        allow_fewer_shots=adapter.allow_fewer_shots,
+        batch_size=compute.batch_size,
+        show_progress=not compute.disable_tqdm,
         dataset_name=None,  # not a Hub dataset; results.json says what it is
-        command=command_line(args),
+        command=redact_command("hf-tip", argv),
         class_mapping=declared_mapping(dataset_class_names(dataset["train"], "label"), labels),
     )
-    results = {"backbone": backbone_label, "demo": DEMO_TAG, **results, "templates": templates}
+    results = {"backbone": backbone_label, "demo": DEMO_TAG, **result.to_dict(), "templates": templates}
     if backbone_label == FALLBACK:
         results["note"] = "Random-init backbone: the numbers show the mechanics, not CLIP's accuracy."
         model.config.backbone_name_or_path = FALLBACK  # what config.json and the model card name as the backbone
     model.save_pretrained(output_dir)
     write_results(output_dir, results)
 
-    title = f"Tip-Adapter demo: {DEMO_TAG}, {args.num_shots} shots per class"
+    title = f"Tip-Adapter demo: {DEMO_TAG}, {adapter.num_shots} shots per class"
     backbone_line = f"backbone: {backbone_label}"
     if backbone_label == FALLBACK:
         backbone_line += "  <-- RANDOM-INIT: the numbers show the mechanics, not CLIP's accuracy"
-    print(f"\n{title}\n{backbone_line}\n{format_results(results)}")
+    print(f"\n{title}\n{backbone_line}\n{format_results(result)}")
     print(saved_message(output_dir))
     return 0

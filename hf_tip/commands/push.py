@@ -4,35 +4,52 @@ model card re-rendered for the repo id (see `hf_tip.hub.push_folder`)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from typing import ClassVar
 
-from ..hub import push_folder
-from .build import fail
+HELP = "Push a saved Tip-Adapter folder to the Hugging Face Hub with its model card."
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+@dataclass
+class PushArguments:
+    """The Hub repository and how to commit to it."""
+
+    _argument_group_name: ClassVar[str] = "hub"
+
+    hub_model_id: str = field(metadata={"help": "The Hub repository, as user/name (created if missing)."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private (a new one only)."})
+    revision: str | None = field(
+        default=None, metadata={"help": "The branch to commit to (created from main if missing; unset: main)."}
+    )
+    commit_message: str | None = field(
+        default=None, metadata={"help": "The commit message (unset: 'Upload Tip-Adapter')."}
+    )
+    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing."})
+    hub_token: str | None = field(
+        default=None, metadata={"help": "A Hub token (unset: the stored login or HF_TOKEN)."}
+    )
+
+
+ARGUMENTS = (PushArguments,)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="A folder written by `hf-tip build` or `model.save_pretrained`.")
-    parser.add_argument("--hub_model_id", required=True, help="The Hub repository, as user/name (created if missing).")
-    parser.add_argument("--private", action="store_true", help="Create the repository as private (a new one only).")
-    parser.add_argument("--revision", help="The branch to commit to (created from main if missing; default: main).")
-    parser.add_argument("--commit_message", help="The commit message (default: 'Upload Tip-Adapter').")
-    parser.add_argument("--create_pr", action="store_true", help="Open a pull request instead of committing.")
-    parser.add_argument("--hub_token", help="A Hub token (default: the stored login or HF_TOKEN).")
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        info = push_folder(
-            args.folder,
-            args.hub_model_id,
-            private=args.private or None,
-            token=args.hub_token,
-            revision=args.revision,
-            create_pr=args.create_pr,
-            commit_message=args.commit_message,
-        )
-    except (ValueError, OSError) as error:
-        return fail("push", error)
-    print(f"Pushed {args.folder} to {args.hub_model_id}: commit {info.oid}")
+def run(args: PushArguments, positional: argparse.Namespace, *, argv: list[str]) -> int:
+    from ..hub import push_folder
+
+    info = push_folder(
+        positional.folder,
+        args.hub_model_id,
+        private=args.private or None,
+        token=args.hub_token,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        commit_message=args.commit_message,
+    )
+    print(f"Pushed {positional.folder} to {args.hub_model_id}: commit {info.oid}")
     if getattr(info, "pr_url", None):
         print(f"Pull request: {info.pr_url}")
     return 0

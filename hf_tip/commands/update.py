@@ -10,36 +10,41 @@ its images (`add_classes`). The updated model is saved to `--output_dir`, which 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..arguments import ComputeArguments, OutputArguments
 from ..loading import load_image_dataset
-from .build import check_output_dir, fail, push, resolve_device
+from .common import check_output_dir, push, resolve_device
 from .evaluate import load_model
 
+HELP = "Add examples and classes from an image folder to a saved Tip-Adapter, without a rebuild."
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+
+@dataclass
+class UpdateArguments:
+    """The new examples and how their views are drawn."""
+
+    _argument_group_name: ClassVar[str] = "update"
+
+    train_dir: str = field(metadata={"help": "An image folder of new examples, one sub-folder per class."})
+    seed: int | None = field(
+        default=None, metadata={"help": "Augmentation seed (unset: the one the model's cache records, else 1)."}
+    )
+
+
+@dataclass
+class UpdateComputeArguments(ComputeArguments):
+    """Where and how fast the backbone runs (augmented views, 32 per pass by default)."""
+
+    batch_size: int = field(default=32, metadata={"help": "Views per forward pass."})
+
+
+ARGUMENTS = (UpdateArguments, UpdateComputeArguments, OutputArguments)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="A saved Tip-Adapter: a folder (or Hub repo id) from `hf-tip build`.")
-    parser.add_argument(
-        "--train_dir", required=True, help="An image folder of new examples, one sub-folder per class."
-    )
-    parser.add_argument("--output_dir", required=True, help="Where the updated model is saved.")
-    parser.add_argument(
-        "--overwrite_output_dir", action="store_true", help="Write into a non-empty --output_dir (e.g. MODEL_DIR)."
-    )
-    parser.add_argument(
-        "--seed", type=int, help="Augmentation seed (default: the one the model's cache records, else 1)."
-    )
-    parser.add_argument("--batch_size", type=int, default=32, help="Views per forward pass (default: 32).")
-    parser.add_argument("--device", help="Where CLIP runs, e.g. cuda, cpu (default: cuda if available).")
-    parser.add_argument("--push_to_hub", action="store_true", help="Push the updated model to the Hugging Face Hub.")
-    parser.add_argument("--hub_model_id", help="The Hub repo to push to (default: the output folder's name).")
-    parser.add_argument("--disable_tqdm", action="store_true", help="No progress bars.")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _update(args)
-    except (ValueError, OSError) as error:
-        return fail("update", error)
 
 
 def match_folders(folders: list[str], classes: list[str]) -> dict[str, str | None]:
@@ -49,10 +54,17 @@ def match_folders(folders: list[str], classes: list[str]) -> dict[str, str | Non
     return {folder: by_name.get(folder, by_name.get(folder.replace(" ", "_"))) for folder in folders}
 
 
-def _update(args: argparse.Namespace) -> int:
-    output_dir = check_output_dir(args.output_dir, args.overwrite_output_dir)
-    device = resolve_device(args.device)
-    model = load_model(args.model_dir).to(device)
+def run(
+    args: UpdateArguments,
+    compute: UpdateComputeArguments,
+    output: OutputArguments,
+    positional: argparse.Namespace,
+    *,
+    argv: list[str],
+) -> int:
+    output_dir = check_output_dir(output.output_dir, output.overwrite_output_dir)  # before any work
+    device = resolve_device(compute.device)
+    model = load_model(positional.model_dir).to(device)
     split = load_image_dataset(train_dir=args.train_dir)["train"]
     folders = list(split.features["label"].names)
     classes = [model.config.id2label[i] for i in range(model.num_classes)]
@@ -61,7 +73,7 @@ def _update(args: argparse.Namespace) -> int:
     old = [i for i, label in enumerate(labels) if matched[label] is not None]
     new = [i for i, label in enumerate(labels) if matched[label] is None]
     new_classes = [folder for folder in folders if matched[folder] is None]
-    options = dict(seed=args.seed, batch_size=args.batch_size, show_progress=not args.disable_tqdm)
+    options = dict(seed=args.seed, batch_size=compute.batch_size, show_progress=not compute.disable_tqdm)
     if old:
         model.add_examples([images[i] for i in old], [matched[labels[i]] for i in old], **options)
     if new_classes:
@@ -74,6 +86,6 @@ def _update(args: argparse.Namespace) -> int:
     print(
         f"Updated model: {model.num_classes} classes, {model.config.cache_size} cache entries; saved to {output_dir}"
     )
-    if args.push_to_hub:
-        print(f"Pushed to the Hub: {push(output_dir, args.hub_model_id)}")
+    if output.push_to_hub:
+        print(f"Pushed to the Hub: {push(output_dir, output.hub_model_id, output.hub_token)}")
     return 0
