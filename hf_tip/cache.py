@@ -46,10 +46,14 @@ def cache_logits(
 
 
 def zero_shot_logits(
-    image_embeds: torch.Tensor, zero_shot_weights: torch.Tensor, logit_scale: torch.Tensor | float
+    image_embeds: torch.Tensor,
+    zero_shot_weights: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CLIP's zero-shot logits s · f Wᵀ: [B,D] @ [D,C] -> [B,C]."""
-    return logit_scale * (image_embeds @ zero_shot_weights.t())
+    """Zero-shot logits s · f Wᵀ (+ b for SigLIP): [B,D] @ [D,C] -> [B,C]."""
+    logits = logit_scale * (image_embeds @ zero_shot_weights.t())
+    return logits if logit_bias is None else logits + logit_bias
 
 
 def tip_logits(
@@ -60,9 +64,10 @@ def tip_logits(
     logit_scale: torch.Tensor | float,
     alpha: float,
     beta: float,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Tip-Adapter logits [B,C] for normalised features [B,D]."""
-    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)
+    """Tip-Adapter logits [B,C] for normalised features [B,D] (`logit_bias`: SigLIP's zero-shot bias `b`)."""
+    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale, logit_bias)
     if alpha == 0:
         return clip
     cache = cache_logits(affinity(image_embeds, cache_keys), cache_labels, zero_shot_weights.shape[0], beta)

@@ -1,4 +1,4 @@
-"""The only code that calls CLIP's encoders: batching, `no_grad`, L2 normalisation and output unwrapping."""
+"""The only code that calls the dual encoder's towers: batching, `no_grad`, L2 normalisation and output unwrapping."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .cache import normalize
 from .data import augment, load_images, seeded_generator, to_pixel_values, to_rgb
+from .families import image_inputs, text_inputs
 
 
 def _unwrap(output) -> torch.Tensor:
@@ -29,20 +30,31 @@ def feature_dim(backbone_config) -> int:
     return int(dim) if dim else int(backbone_config.vision_config.hidden_size)
 
 
-def encode_images(clip, pixel_values: torch.Tensor, normalized: bool = True) -> torch.Tensor:
-    """Image features [B,D] of pixel values [B,3,H,W], on the backbone's device and dtype."""
-    param = clip.logit_scale
-    features = _unwrap(clip.get_image_features(pixel_values=pixel_values.to(device=param.device, dtype=clip.dtype)))
+def encode_images(
+    clip,
+    pixel_values: torch.Tensor,
+    normalized: bool = True,
+    pixel_attention_mask: torch.Tensor | None = None,
+    spatial_shapes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Image features [B,D] of pixel values [B,3,H,W] (SigLIP 2: its processor's patches [B,N,p·p·3] with
+    `pixel_attention_mask` [B,N] and `spatial_shapes` [B,2], or images, cut into patches here), on the backbone's
+    device and dtype."""
+    device = clip.logit_scale.device
+    inputs = image_inputs(clip.config, pixel_values, pixel_attention_mask, spatial_shapes)
+    inputs["pixel_values"] = inputs["pixel_values"].to(device=device, dtype=clip.dtype)
+    inputs.update({k: v.to(device) for k, v in inputs.items() if k != "pixel_values"})
+    features = _unwrap(clip.get_image_features(**inputs))
     return normalize(features) if normalized else features
 
 
 @torch.no_grad()
 def encode_text(clip, tokenizer, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    """L2-normalised text features [T,D]."""
+    """L2-normalised text features [T,D] (float32), prompts padded as the backbone's family requires."""
     device = clip.logit_scale.device
     out = []
     for start in range(0, len(texts), batch_size):
-        tokens = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, return_tensors="pt")
+        tokens = text_inputs(tokenizer, list(texts[start : start + batch_size]), clip.config)
         out.append(normalize(_unwrap(clip.get_text_features(**tokens.to(device)))).float())
     return torch.cat(out)
 
@@ -56,14 +68,16 @@ def zero_shot_weights(clip, tokenizer, class_names: Sequence[str], templates: Se
 
 @torch.no_grad()
 def encode_batches(
-    clip, batches: Iterable[torch.Tensor], normalized: bool = True, progress: Callable | None = None
+    clip, batches: Iterable[torch.Tensor | dict], normalized: bool = True, progress: Callable | None = None
 ) -> torch.Tensor:
-    """Concatenated features [N,D] (float32, CPU) of an iterable of pixel batches [b,3,H,W]."""
+    """Concatenated features [N,D] (float32, CPU) of an iterable of pixel batches [b,3,H,W] (or of the image
+    processor's output dicts)."""
     out = []
-    for pixel_values in batches:
-        out.append(encode_images(clip, pixel_values, normalized=normalized).float().cpu())
+    for batch in batches:
+        inputs = batch if isinstance(batch, dict) else {"pixel_values": batch}
+        out.append(encode_images(clip, normalized=normalized, **inputs).float().cpu())
         if progress is not None:
-            progress(pixel_values.shape[0])
+            progress(inputs["pixel_values"].shape[0])
     return torch.cat(out)
 
 
@@ -115,13 +129,14 @@ def iter_augmented_features(
     bar.close()
 
 
-def _pixel_batches(images: Sequence, image_processor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Processor pixel values [b,3,H,W] per batch, the next one prepared on a worker thread."""
+def _pixel_batches(images: Sequence, image_processor, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """The image processor's outputs per batch (`pixel_values` [b,3,H,W], SigLIP 2: patches and their mask and
+    shapes), the next one prepared on a worker thread."""
     starts = list(range(0, len(images), batch_size))
 
-    def process(start: int) -> torch.Tensor:
+    def process(start: int) -> dict[str, torch.Tensor]:
         batch = [to_rgb(image) for image in images[start : start + batch_size]]
-        return image_processor(batch, return_tensors="pt")["pixel_values"]
+        return dict(image_processor(batch, return_tensors="pt"))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(process, starts[0]) if starts else None
@@ -138,8 +153,10 @@ def backbone_fingerprint(clip) -> str:
     device_type = clip.logit_scale.device.type
     autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
     digest = hashlib.sha256(clip.config.vision_config.to_json_string().encode())
-    digest.update(f"{clip.config.projection_dim}|{clip.dtype}|autocast={autocast}".encode())
-    tower = [*clip.vision_model.named_parameters(), *clip.visual_projection.named_parameters()]
+    digest.update(f"{clip.config.model_type}|{feature_dim(clip.config)}|{clip.dtype}|autocast={autocast}".encode())
+    tower = list(clip.vision_model.named_parameters())
+    if getattr(clip, "visual_projection", None) is not None:  # CLIP, Chinese-CLIP, AltCLIP; SigLIP has none
+        tower += list(clip.visual_projection.named_parameters())
     for name, tensor in tower:
         flat = tensor.detach().reshape(-1)
         sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()

@@ -67,13 +67,24 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         """The one-hot cache values `L` [NK,C]."""
         return nn.functional.one_hot(self.cache_labels, self.num_classes).to(self.zero_shot_weights.dtype)
 
-    def set_cache(self, keys: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> TipAdapterForImageClassification:
+    def set_cache(
+        self,
+        keys: torch.Tensor,
+        labels: torch.Tensor | Sequence[int],
+        *,
+        num_shots: int | None = None,
+        few_shot_seed: int | None = None,
+    ) -> TipAdapterForImageClassification:
         r"""
-        Install precomputed cache entries.
+        Install precomputed cache entries, and record their provenance as given (nothing is inferred).
 
         Args:
-            keys (`torch.Tensor` of shape `[NK, D]`): image features of the few-shot set (normalised here).
+            keys (`torch.Tensor` of shape `[NK, D]`): image features of the few-shot set (normalised here; a key of
+                zero norm, or one that overflows when normalised, is refused).
             labels (`torch.LongTensor` of shape `[NK]`): the class of each key, in `[0, num_labels)`.
+            num_shots (`int`, *optional*): the shots per class of the sample the keys come from; written to the config
+                when given (else `config.num_shots` is left as it is).
+            few_shot_seed (`int`, *optional*): the seed of that sample; `None` (the default) records "unknown".
         """
         keys = torch.as_tensor(keys)
         labels = torch.as_tensor(labels)
@@ -93,18 +104,26 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise ValueError(f"Labels must be integer class indices, got dtype {labels.dtype}.")
         self.check_labels(labels)
+        if num_shots is not None and (not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 1):
+            raise ValueError(f"`num_shots` must be an integer >= 1, got {num_shots!r}.")
         device = self.zero_shot_weights.device
-        keys = normalize(keys.to(device=device, dtype=self.zero_shot_weights.dtype))
+        keys = normalize(keys.to(device=device, dtype=torch.float32))  # in float32: a huge key normalises exactly
+        zero = (keys.norm(dim=-1) == 0).nonzero().flatten().tolist()
+        if zero:
+            raise ValueError(
+                f"Cache keys {zero[:10]} have zero norm (all-zero features, or values that overflow when normalised): "
+                "`cache_keys` must be image features."
+            )
+        keys = keys.to(self.zero_shot_weights.dtype)
         if isinstance(self.cache_keys, nn.Parameter):
             self.cache_keys = nn.Parameter(keys.clone())
         else:
             self.cache_keys = keys.clone()
         self.cache_labels = labels.to(device=device, dtype=torch.long).clone()
         self.config.cache_size = keys.shape[0]
-        self.config.few_shot_seed = None  # unknown provenance; build_cache records its sample's seed
-        counts = torch.bincount(self.cache_labels, minlength=self.num_classes)
-        if bool((counts == counts[0]).all()) and int(counts[0]) > 0:  # K shots of every class: the config says K
-            self.config.num_shots = int(counts[0])
+        if num_shots is not None:
+            self.config.num_shots = num_shots
+        self.config.few_shot_seed = few_shot_seed
         return self
 
     def build_cache(
@@ -205,11 +224,13 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
             labels (`torch.LongTensor` of shape `[NK]`): the class of each key.
             num_shots (`int`, *optional*), seed (`int`, *optional*): the sampling that chose the few-shot set.
         """
-        self.set_cache(summed_views / augment_epochs, labels)
+        self.set_cache(
+            summed_views / augment_epochs,
+            labels,
+            num_shots=num_shots,
+            few_shot_seed=seed if num_shots is not None else None,  # a given set (not sampled) has no sample seed
+        )
         self.config.augment_epochs = augment_epochs
-        if num_shots is not None:
-            self.config.num_shots = num_shots
-        self.config.few_shot_seed = seed if num_shots is not None else None
         return self
 
     def fit(
@@ -244,6 +265,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
     # ---------------------------------------------------------------------------------------------------- inference
     def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """Tip-Adapter logits [B,C] for L2-normalised features [B,D]: `s · f Wᵀ + alpha · exp(-beta (1 - f Fᵀ)) · L`."""
+        bias = self.logit_bias()
         return tip_logits(
             image_embeds,
             self.zero_shot_weights,
@@ -252,6 +274,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
             self.logit_scale().to(image_embeds),
             self.config.alpha,
             self.config.beta,
+            None if bias is None else bias.to(image_embeds),
         )
 
     @torch.no_grad()
@@ -532,10 +555,11 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """Load as the base class does, plus the cache's `thumbnails.safetensors` when the folder or repo has one."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with `output_loading_info=True`
         keys = ("revision", "cache_dir", "token", "local_files_only", "subfolder")
         model._load_thumbnails(pretrained_model_name_or_path, {k: kwargs[k] for k in keys if k in kwargs})
-        return model
+        return loaded
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """Save as the base class does; with the thumbnail store on, `thumbnails.safetensors` too (written first, so a
@@ -544,6 +568,29 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
             os.makedirs(save_directory, exist_ok=True)
             self._save_thumbnails(save_directory)
         super().save_pretrained(save_directory, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------ loading
+    def _shape_hint(self, key: str) -> str:
+        if key in ("cache_keys", "cache_labels"):
+            return f"`cache_size` = {self.config.cache_size} entries"
+        return super()._shape_hint(key)
+
+    def _validate_loaded(self, folder: str) -> None:
+        """Besides the base's checks: every cache label names a class, and no cache key has zero norm."""
+        super()._validate_loaded(folder)
+        labels = self.cache_labels
+        bad = labels[(labels < 0) | (labels >= self.num_classes)].unique().tolist()
+        if bad:
+            raise ValueError(
+                f"Cannot load the adapter in {folder!r}: `cache_labels` holds {bad[:10]}, outside the "
+                f"{self.num_classes} classes [0, {self.num_classes}) of config.json's `id2label`."
+            )
+        zero = (self.cache_keys.detach().norm(dim=-1) == 0).nonzero().flatten().tolist()
+        if zero:
+            raise ValueError(
+                f"Cannot load the adapter in {folder!r}: `cache_keys` rows {zero[:10]} are all zero; a key is the "
+                "unit-norm image feature of a few-shot example."
+            )
 
     # ------------------------------------------------------------------------------------------------------ helpers
     def _check_ready(self) -> None:

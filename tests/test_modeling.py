@@ -323,11 +323,17 @@ def test_cache_views_follow_the_processors_crop_size(adapter):
     assert adapter._image_geometry()[0] == 24
 
 
-def test_num_shots_follows_the_cache_and_a_processorless_save_warns(adapter, tmp_path):
+def test_set_cache_records_only_the_provenance_it_is_given_and_a_processorless_save_warns(adapter, tmp_path):
     keys, labels = torch.randn(12, adapter.cache_keys.shape[1]), torch.arange(12) % 3
-    assert adapter.set_cache(keys, labels).config.num_shots == 4
-    adapter.set_cache(keys[:5], labels[:5])  # 2, 2, 1 per class: no single K, the config keeps its value
-    assert adapter.config.num_shots == 4
+    before = adapter.config.num_shots
+    adapter.set_cache(keys, labels)  # 4 per class, but nothing is inferred from the counts (issue 10)
+    assert adapter.config.num_shots == before and adapter.config.few_shot_seed is None
+    adapter.set_cache(keys, labels, num_shots=4, few_shot_seed=7)
+    assert (adapter.config.num_shots, adapter.config.few_shot_seed, adapter.config.cache_size) == (4, 7, 12)
+    adapter.set_cache(keys[:5], labels[:5])
+    assert adapter.config.num_shots == 4 and adapter.config.few_shot_seed is None
+    with pytest.raises(ValueError, match="num_shots"):
+        adapter.set_cache(keys, labels, num_shots=0)
     adapter.processor = None
     with pytest.warns(UserWarning, match="no processor"):
         adapter.save_pretrained(tmp_path / "bare")
