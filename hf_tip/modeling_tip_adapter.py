@@ -107,7 +107,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if num_shots is not None and (not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 1):
             raise ValueError(f"`num_shots` must be an integer >= 1, got {num_shots!r}.")
         device = self.zero_shot_weights.device
-        keys = normalize(keys.to(device=device, dtype=torch.float32))  # in float32: a huge key normalises exactly
+        keys = normalize(keys.to(device=device, dtype=torch.float32))  # in float32, then in the model's dtype
         zero = (keys.norm(dim=-1) == 0).nonzero().flatten().tolist()
         if zero:
             raise ValueError(

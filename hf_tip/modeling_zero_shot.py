@@ -466,10 +466,10 @@ def _load_saved_backbone(config: ZeroShotConfig, folder: str, dtype: torch.dtype
 
 def _load_processor(config: ZeroShotConfig, folder: str, hub_kwargs: dict) -> ProcessorMixin | None:
     """The saved processor; for an adapter-only save, the backbone's processor with the saved image processor."""
-    try:
-        return AutoProcessor.from_pretrained(folder, **hub_kwargs)
-    except (OSError, ValueError, TypeError, KeyError):
-        if config.save_backbone:
+    if config.save_backbone:
+        try:
+            return AutoProcessor.from_pretrained(folder, **hub_kwargs)
+        except (OSError, ValueError, TypeError, KeyError):
             return None
     backbone_kwargs = {k: v for k, v in hub_kwargs.items() if k in BACKBONE_HUB_KWARGS}
     try:

@@ -337,3 +337,24 @@ def test_set_cache_records_only_the_provenance_it_is_given_and_a_processorless_s
     adapter.processor = None
     with pytest.warns(UserWarning, match="no processor"):
         adapter.save_pretrained(tmp_path / "bare")
+
+
+def test_set_cache_refuses_zero_norm_keys_naming_the_tensor(adapter):
+    keys, labels = torch.randn(6, adapter.feature_dim), torch.arange(6) % 3
+    before = adapter.cache_keys.clone()
+    zero_one = keys.clone().index_fill_(0, torch.tensor([4]), 0.0)
+    for bad, rows in ((torch.zeros_like(keys), "[0, 1, 2, 3, 4, 5]"), (zero_one, "[4]"), (keys * 1e30, "[0, 1")):
+        with pytest.raises(ValueError, match=r"Cache keys \[.*\] have zero norm.*`cache_keys`") as caught:
+            adapter.set_cache(bad, labels)  # today: installed, and every key's logit is the same
+        assert rows in str(caught.value)
+    assert torch.equal(adapter.cache_keys, before)  # nothing installed
+    adapter.set_cache(keys * 1e10, labels)
+    torch.testing.assert_close(adapter.cache_keys, torch.nn.functional.normalize(keys, dim=-1))
+
+
+def test_image_embeds_that_overflow_or_are_zero_are_refused_naming_the_tensor(adapter):
+    embeds = torch.randn(3, adapter.feature_dim)
+    for bad in (embeds * 1e30, torch.zeros_like(embeds)):  # today: uniform logits
+        with pytest.raises(ValueError, match=r"`image_embeds` rows \[0, 1, 2\] have zero norm"):
+            adapter(image_embeds=bad)
+    assert adapter(image_embeds=embeds * 1e10).logits.std(-1).min() > 0
