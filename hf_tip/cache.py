@@ -20,8 +20,11 @@ def normalize(features: torch.Tensor) -> torch.Tensor:
 
 
 def affinity(image_embeds: torch.Tensor, cache_keys: torch.Tensor) -> torch.Tensor:
-    """Cosine affinity of normalised features: [B,D] @ [D,NK] -> [B,NK]."""
-    return image_embeds @ cache_keys.t()
+    """Cosine affinity of normalised features: [B,D] @ [D,NK] -> [B,NK], in the features' dtype. Keys kept in a
+    lower precision (Tip-Adapter's `cache_dtype`) are multiplied in theirs: the features are cast, never the keys."""
+    if cache_keys.dtype == image_embeds.dtype:
+        return image_embeds @ cache_keys.t()
+    return (image_embeds.to(cache_keys.dtype) @ cache_keys.t()).to(image_embeds.dtype)
 
 
 def one_hot_values(cache_labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
 from .cache import normalize, tip_logits
-from .configuration_tip_adapter import TipAdapterConfig
+from .configuration_tip_adapter import CACHE_DTYPES, TipAdapterConfig
 from .data import check_dataset, check_images, load_images, remap_labels, sample_few_shot
 from .features import iter_augmented_features, zero_shot_weights
 from .modeling_zero_shot import ZeroShotForImageClassification
@@ -51,7 +52,8 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
     config: TipAdapterConfig
 
     def _init_head(self, config: TipAdapterConfig, dim: int) -> None:
-        keys = torch.zeros(config.cache_size, dim)
+        dtype = getattr(torch, config.cache_dtype) if config.cache_dtype else None
+        keys = torch.zeros(config.cache_size, dim, dtype=dtype)
         if config.finetune_keys:
             self.cache_keys = nn.Parameter(keys)
         else:
@@ -114,7 +116,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
                 f"Cache keys {zero[:10]} have zero norm (all-zero features, or values that overflow when normalised): "
                 "`cache_keys` must be image features."
             )
-        keys = keys.to(self.zero_shot_weights.dtype)
+        keys = keys.to(self._cache_dtype())
         if isinstance(self.cache_keys, nn.Parameter):
             self.cache_keys = nn.Parameter(keys.clone())
         else:
@@ -124,6 +126,22 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if num_shots is not None:
             self.config.num_shots = num_shots
         self.config.few_shot_seed = few_shot_seed
+        return self
+
+    def _cache_dtype(self) -> torch.dtype:
+        """The dtype the keys are kept in: `config.cache_dtype`, else the text weights'."""
+        return getattr(torch, self.config.cache_dtype) if self.config.cache_dtype else self.zero_shot_weights.dtype
+
+    def set_cache_dtype(
+        self, dtype: Literal["float32", "bfloat16", "float16"] | None
+    ) -> TipAdapterForImageClassification:
+        """Keep the cache keys in `dtype` (`None`: the model's) from now on, and record it as `config.cache_dtype`."""
+        if dtype not in CACHE_DTYPES:
+            raise ValueError(f"`cache_dtype` must be one of {list(CACHE_DTYPES)}, got {dtype!r}.")
+        if dtype is not None and isinstance(self.cache_keys, nn.Parameter):
+            raise ValueError("The cache keys are being fine-tuned (Tip-Adapter-F): they stay in the model's dtype.")
+        self.config.cache_dtype = dtype
+        self.cache_keys = self.cache_keys.detach().to(self._cache_dtype())
         return self
 
     def build_cache(
@@ -252,6 +270,11 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
 
     def enable_key_finetuning(self) -> TipAdapterForImageClassification:
         """Make the cache keys a trainable `nn.Parameter` (Tip-Adapter-F); CLIP, the text weights and values stay frozen."""
+        if self.config.cache_dtype is not None:
+            raise ValueError(
+                f"The cache keys are kept in {self.config.cache_dtype} for inference (`cache_dtype`); call "
+                "`set_cache_dtype(None)` before fine-tuning them."
+            )
         if not isinstance(self.cache_keys, nn.Parameter):
             keys = self.cache_keys.detach().clone()
             del self._buffers["cache_keys"]

@@ -321,8 +321,8 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
             if not torch.isfinite(image_embeds).all():
                 raise ValueError("`image_embeds` holds NaN or inf values.")
             image_embeds = normalize(image_embeds)
-            zero = (image_embeds.norm(dim=-1) == 0).nonzero().flatten().tolist()
-            if zero:
+            if not bool(image_embeds.any(dim=-1).all()):  # a zero row: all-zero input, or a norm that overflowed
+                zero = (~image_embeds.any(dim=-1)).nonzero().flatten().tolist()
                 raise ValueError(
                     f"`image_embeds` rows {zero[:10]} have zero norm (all-zero features, or values that overflow when "
                     "normalised): the logits would be uniform."

@@ -358,3 +358,27 @@ def test_image_embeds_that_overflow_or_are_zero_are_refused_naming_the_tensor(ad
         with pytest.raises(ValueError, match=r"`image_embeds` rows \[0, 1, 2\] have zero norm"):
             adapter(image_embeds=bad)
     assert adapter(image_embeds=embeds * 1e10).logits.std(-1).min() > 0
+
+
+def test_cache_dtype_keeps_keys_in_half_precision_through_save_and_load(adapter, tmp_path):
+    embeds = torch.nn.functional.normalize(torch.randn(64, adapter.feature_dim), dim=-1)
+    reference = adapter(image_embeds=embeds).logits
+    adapter.set_cache_dtype("bfloat16")
+    assert adapter.cache_keys.dtype == torch.bfloat16 and adapter.config.cache_dtype == "bfloat16"
+    assert adapter.zero_shot_weights.dtype == torch.float32
+    logits = adapter(image_embeds=embeds).logits
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, reference, rtol=0.05, atol=0.05)
+    assert torch.equal(logits.argmax(-1), reference.argmax(-1))
+    keys, labels = torch.randn(6, adapter.feature_dim), torch.arange(6) % 3
+    assert adapter.set_cache(keys, labels).cache_keys.dtype == torch.bfloat16  # new keys keep the cache dtype
+    adapter.save_pretrained(tmp_path / "bf16")
+    loaded = TipAdapterForImageClassification.from_pretrained(tmp_path / "bf16")
+    assert loaded.cache_keys.dtype == torch.bfloat16 and loaded.zero_shot_weights.dtype == torch.float32
+    assert torch.equal(loaded(image_embeds=embeds).logits, adapter(image_embeds=embeds).logits)
+    with pytest.raises(ValueError, match="cache_dtype"):
+        loaded.enable_key_finetuning()
+    with pytest.raises(ValueError, match="`cache_dtype` must be one of"):
+        loaded.set_cache_dtype("int8")
+    loaded.set_cache_dtype(None)
+    assert loaded.cache_keys.dtype == torch.float32 and loaded.enable_key_finetuning().cache_keys.requires_grad
