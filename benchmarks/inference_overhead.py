@@ -13,6 +13,10 @@ pipeline does.
 
     python benchmarks/inference_overhead.py
     python benchmarks/inference_overhead.py --shots 16 --batch_size 1 8 32 --repeats 3
+    python benchmarks/inference_overhead.py --shots 16 --cache_dtype bfloat16   # keys in bf16 (`cache_dtype`)
+
+With `--cache_dtype`, the adapters keep their keys in that precision and one more row per cache size gives the share
+of 4 validation features per class (synthetic, around the class prototypes) whose top-1 equals float32 keys' top-1.
     python benchmarks/inference_overhead.py --backbone tiny --num_classes 10 --shots 1 4 --batch_size 2 --repeats 2
 """
 
@@ -32,6 +36,7 @@ from harness import (
     setup,
     summary,
     synthetic_adapter,
+    synthetic_features,
     time_interleaved,
 )
 
@@ -51,6 +56,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--num_classes", type=int, default=1000)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 16, 128], help="Cache entries per class.")
     parser.add_argument("--batch_size", type=int, nargs="+", default=[1, 8, 32], help="Batch sizes, timed apart.")
+    parser.add_argument("--cache_dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                        help="Precision of the cache keys (Tip-Adapter's `cache_dtype`); default: the model's.")  # fmt: skip
     parser.set_defaults(repeats=7)
     return parser.parse_args(argv)
 
@@ -59,14 +66,29 @@ def run(args) -> list[Row]:
     device = setup(args)
     clip, _ = random_clip(args.backbone, seed=args.seed)
     clip = clip.to(device)
-    adapters = {
-        shots * args.num_classes: synthetic_adapter(clip, args.num_classes, shots, args.seed, device)[0]
-        for shots in args.shots
-    }
-    rows = []
+    adapters, rows = {}, []
+    for shots in args.shots:
+        model, prototypes = synthetic_adapter(clip, args.num_classes, shots, args.seed, device)
+        adapters[shots * args.num_classes] = model
+        if args.cache_dtype is not None:
+            rows.append(_top1_agreement(args, model, prototypes, shots))
     for batch_size in args.batch_size:
         rows += _rows_for_batch(args, clip, adapters, batch_size, device)
     return rows
+
+
+def _top1_agreement(args, model, prototypes: torch.Tensor, shots: int) -> Row:
+    """Switch `model` to `args.cache_dtype` keys; the share of validation top-1s unchanged from float32 keys."""
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    embeds, _ = synthetic_features(args.num_classes, 4, prototypes.shape[1], 0.8, generator, prototypes)
+    embeds = embeds.to(model.device)
+    with torch.inference_mode():
+        before = model(image_embeds=embeds).logits.argmax(-1)
+        model.set_cache_dtype(args.cache_dtype)
+        after = model(image_embeds=embeds).logits.argmax(-1)
+    agree = (before == after).float().mean().item()
+    setting = f"{shots * args.num_classes:,} entries, {args.num_classes} classes; keys in {args.cache_dtype}"
+    return Row(BENCHMARK, setting, "top-1 agreement with float32 keys", agree, 1.0, "min", f"{len(embeds)} features")
 
 
 def _rows_for_batch(args, clip, adapters: dict, batch_size: int, device) -> list[Row]:
@@ -88,7 +110,8 @@ def _rows_for_batch(args, clip, adapters: dict, batch_size: int, device) -> list
     for entries in adapters:
         tip_s, head_s = median(times[f"tip@{entries}"]), median(times[f"head@{entries}"])
         target = TARGETS.get((entries, batch_size), TARGETS.get((entries, None)))
-        setting = f"{entries:,} entries, {args.num_classes} classes; {args.backbone}, batch {batch_size}"
+        keys = f", {args.cache_dtype} keys" if args.cache_dtype else ""
+        setting = f"{entries:,} entries, {args.num_classes} classes{keys}; {args.backbone}, batch {batch_size}"
         details = {
             "clip": summary(times["clip"]),
             "tip_adapter": summary(times[f"tip@{entries}"]),

@@ -382,3 +382,26 @@ def test_cache_dtype_keeps_keys_in_half_precision_through_save_and_load(adapter,
         loaded.set_cache_dtype("int8")
     loaded.set_cache_dtype(None)
     assert loaded.cache_keys.dtype == torch.float32 and loaded.enable_key_finetuning().cache_keys.requires_grad
+
+
+def test_transformers_trainer_fine_tunes_only_the_keys_through_forward(adapter, tmp_path):
+    """`forward` takes no **kwargs (issue 10), and the Trainer still drives it: only `cache_keys` change."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    generator = torch.Generator().manual_seed(0)
+    embeds = torch.randn(12, adapter.feature_dim, generator=generator)
+    data = Dataset.from_dict({"image_embeds": embeds.tolist(), "labels": (torch.arange(12) % 3).tolist()})
+    adapter.enable_key_finetuning()
+    keys, text = adapter.cache_keys.detach().clone(), adapter.zero_shot_weights.clone()
+    clip = {k: v.clone() for k, v in adapter.clip.state_dict().items()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=4, max_steps=3, learning_rate=0.01,
+        report_to=[], save_strategy="no", use_cpu=True, logging_strategy="no",
+    )  # fmt: skip
+    Trainer(model=adapter, args=args, train_dataset=data).train()
+    assert not torch.equal(adapter.cache_keys.detach(), keys)
+    assert torch.equal(adapter.zero_shot_weights, text)
+    assert all(torch.equal(v, clip[k]) for k, v in adapter.clip.state_dict().items())
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        adapter(image_embeds=embeds, num_items_in_batch=4)
