@@ -245,8 +245,8 @@ def test_every_image_entry_converts_16bit_correctly(tiny_clip):
     _, processor = tiny_clip
     sixteen, eight = gradient16(), to_rgb(gradient16())
     assert torch.equal(  # evaluation (encode_dataset's batches)
-        next(_pixel_batches([sixteen], processor.image_processor, 4)),
-        next(_pixel_batches([eight], processor.image_processor, 4)),
+        next(_pixel_batches([sixteen], processor.image_processor, 4))["pixel_values"],
+        next(_pixel_batches([eight], processor.image_processor, 4))["pixel_values"],
     )
     a = augment(sixteen, 16, view_generator(1, 0, 0))  # cache build and fine-tuning views
     assert np.array_equal(np.asarray(a), np.asarray(augment(eight, 16, view_generator(1, 0, 0))))
