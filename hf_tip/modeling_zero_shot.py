@@ -182,20 +182,15 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
             kwargs["state_dict"] = {k: v for k, v in self.state_dict().items() if not k.startswith("clip.")}
         push_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "create_pr", "private") if k in kwargs}
         recorded = self.config.save_backbone
-        self.config.save_backbone = save_backbone
+        self.config.save_backbone = save_backbone  # what config.json and the card say about this save
         try:
             super().save_pretrained(save_directory, *args, **kwargs)
+            if not kwargs.get("is_main_process", True):
+                return
+            self._save_processor(save_directory, save_backbone)
+            _write_card(self, save_directory)
         finally:
             self.config.save_backbone = recorded
-        if not kwargs.get("is_main_process", True):
-            return
-        self._save_processor(save_directory, save_backbone)
-        try:  # the card renderer ships with hf_tip only; remote-code users save without a card
-            from hf_tip.model_card import write_model_card
-        except ImportError:
-            write_model_card = None
-        if write_model_card is not None:
-            write_model_card(self, save_directory)
         if push_to_hub:
             repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
             self.push_to_hub(repo_id, token=kwargs.get("token"), save_backbone=save_backbone, **push_kwargs)
@@ -435,6 +430,15 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         )
 
     _image_geometry = image_geometry  # the first release's name
+
+
+def _write_card(model: ZeroShotForImageClassification, save_directory: str | os.PathLike) -> None:
+    """The hf_tip model card README.md (the renderer ships with hf_tip only; remote-code users save without one)."""
+    try:
+        from hf_tip.model_card import write_model_card
+    except ImportError:
+        return
+    write_model_card(model, save_directory)
 
 
 def _load_saved_backbone(config: ZeroShotConfig, folder: str, dtype: torch.dtype, hub_kwargs: dict) -> PreTrainedModel:
