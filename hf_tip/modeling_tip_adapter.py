@@ -587,6 +587,9 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """Save as the base class does; with the thumbnail store on, `thumbnails.safetensors` too (written first, so a
         `push_to_hub=True` save uploads it; a stale one is removed when the store is off)."""
+        save_backbone = kwargs.get("save_backbone")
+        if not (self.config.save_backbone if save_backbone is None else save_backbone):
+            self._check_adapter_only_save()  # before anything is written
         if kwargs.get("is_main_process", True):
             os.makedirs(save_directory, exist_ok=True)
             self._save_thumbnails(save_directory)
