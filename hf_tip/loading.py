@@ -43,7 +43,8 @@ def load_image_dataset(
         folders = {split: folder for split, folder in folders.items() if folder is not None}
         check_image_folders(folders)
         data_files = {split: os.path.join(str(folder), "**") for split, folder in folders.items()}
-        raw = load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
+        # labels from the class sub-folders even when there is one (as `hf-tip update` adding one class gives)
+        raw = load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir, drop_labels=False)
     splits = {}
     for canonical, aliases in SPLIT_ALIASES.items():
         for alias in aliases:
@@ -86,8 +87,10 @@ def _class_folders(folder: str | os.PathLike, flag: str) -> dict[str, int]:
             top = relative.split(os.sep)[0]
             counts[top] = counts.get(top, 0) + images
         elif images:
-            counts.setdefault("", 0)
-            counts[""] += images
+            raise ValueError(
+                f"{flag} {str(folder)!r} holds {images} image file(s) directly in it, outside any class sub-folder; "
+                "it should hold one sub-folder of images per class (its name is the class)."
+            )
     if not counts:
         raise ValueError(
             f"{flag} {str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); it should hold one "

@@ -7,6 +7,7 @@ from torch import nn
 
 from .configuration_clip_adapter import ClipAdapterConfig
 from .head_clip_adapter import clip_adapter_logits, init_adapter_weights
+from .head_inputs import check_features, check_labels
 from .modeling_zero_shot import ZeroShotForImageClassification
 
 
@@ -46,6 +47,19 @@ class ClipAdapterForImageClassification(ZeroShotForImageClassification):
             self.adapter_fc2,
             self.config.residual_ratio,
         )
+
+    def fit(self, view_features: torch.Tensor, labels: torch.Tensor, **kwargs) -> ClipAdapterForImageClassification:
+        """Nothing to fit without training (the adapter trains after `enable_training()`); the few-shot views [V,N,D]
+        and labels [N] are checked here, as every method's `fit` does, so a bad set fails before the loop."""
+        check_features("view_features", view_features, dim=self.feature_dim, ndim=3)
+        check_labels("labels", labels, view_features.shape[1], self.num_classes)
+        return self
+
+    def search_hyperparameters(self, image_embeds: torch.Tensor, labels: torch.Tensor, **kwargs) -> dict:
+        """No hyper-parameter is searched: the accuracy on checked validation features [N,D] with labels [N]."""
+        check_features("image_embeds", image_embeds, dim=self.feature_dim)
+        check_labels("labels", labels, image_embeds.shape[0], self.num_classes)
+        return super().search_hyperparameters(image_embeds, labels, **kwargs)
 
     def enable_training(self) -> ClipAdapterForImageClassification:
         """Make exactly the adapter's two weights require grad (the backbone and text weights stay frozen)."""

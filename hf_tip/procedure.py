@@ -438,13 +438,16 @@ def score(model: TipAdapterForImageClassification, image_embeds: torch.Tensor, l
 
 def record_card_data(model, result: TrainingFreeResult, command: str | None = None) -> None:
     """What the model card reports about this run (`model.card_data`)."""
-    final = result.final.to_dict(result.method)
+    final = result.final  # the card reports the final accuracies only (not the before-search diagnostic)
     model.card_data.update(
         {
             "dataset_name": result.dataset_name,
             "eval_split": result.eval_split,
             "num_shots": result.num_shots,
-            "results": {k: v for k, v in final.items() if k != "num_samples"},
+            "results": {
+                "zero_shot_accuracy": final.zero_shot_accuracy,
+                accuracy_key(result.method): final.adapter_accuracy,
+            },
             "command": command,
         }
     )
