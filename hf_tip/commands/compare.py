@@ -8,15 +8,11 @@ seeds and shot counts; writes `results.json`, `results.md` and `accuracy_vs_shot
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
-
-from transformers import HfArgumentParser
 
 from ..compare import METHODS, CompareConfig, check_methods, compare_methods
 from ..redact import redact_command
@@ -167,12 +163,7 @@ def load_backbone(args: CompareArguments, seed: int):
 
 
 def run(args: CompareArguments, *, argv: list[str] | None = None) -> int:
-    if not isinstance(args, CompareArguments):  # the first release's registry passes its argparse namespace
-        try:
-            return run(_from_namespace(args), argv=args.argv)
-        except (ValueError, OSError) as error:
-            print(f"hf-tip compare: error: {' '.join(str(error).split())}", file=sys.stderr)
-            return 1
+    """Compare the methods and write the report (parsed and its errors reported by `hf_tip.cli`)."""
     from ..compare_report import write_report
     from .common import check_output_dir, resolve_device
 
@@ -194,37 +185,9 @@ def run(args: CompareArguments, *, argv: list[str] | None = None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`hf-tip compare [flags]` (or one .json / .yaml file of them)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(ARGUMENTS, prog="hf-tip compare", description=HELP)
-    try:
-        if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-            load = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
-            (args,) = load(argv[0])
-        else:
-            (args,) = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
-        return run(args, argv=["compare", *argv])
-    except (ValueError, OSError) as error:
-        print(f"hf-tip compare: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
-
-
-# the first release's command registry (`hf_tip.cli`: `add_arguments(subparser)`, `run(namespace)`): the same
-# dataclass fields, added by HfArgumentParser's own field parser
-def add_arguments(parser) -> None:
-    hints = typing.get_type_hints(CompareArguments)
-    for item in dataclasses.fields(CompareArguments):
-        item.type = hints[item.name]
-        HfArgumentParser._parse_dataclass_field(parser, item)
-
-
-def _from_namespace(namespace) -> CompareArguments:
-    names = [f.name for f in dataclasses.fields(CompareArguments)]
-    return CompareArguments(**{name: getattr(namespace, name) for name in names})
-
-
-__all__ = ["ARGUMENTS", "HELP", "CompareArguments", "main", "run"]
+__all__ = ["ARGUMENTS", "HELP", "CompareArguments", "run"]
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ..cli import main
+
+    raise SystemExit(main(["compare", *sys.argv[1:]]))

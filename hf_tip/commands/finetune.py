@@ -232,22 +232,5 @@ def main(argv: list[str] | None = None, program: str = PROGRAM) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------ `hf-tip` entry
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Show the dataclass flags under `hf-tip finetune --help` and accept them (they are parsed again by `run`)."""
-    source = HfArgumentParser((FinetuneScriptArguments, FinetuneConfig), add_help=False)
-    for action in source._actions:  # noqa: SLF001 - argparse's own way to share arguments (`parents=`)
-        action.required = False
-    parser._add_container_actions(source)  # noqa: SLF001
-    parser.add_argument("config_file", nargs="?", help="A JSON or YAML file with the same fields, instead of flags.")
-
-
-def run(args: argparse.Namespace) -> int:
-    argv = list(getattr(args, "argv", None) or sys.argv[1:])
-    if argv and argv[0] == "finetune":
-        argv = argv[1:]
-    return main(argv)
-
-
 if __name__ == "__main__":
     raise SystemExit(main())
