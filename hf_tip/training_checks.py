@@ -4,10 +4,10 @@ against the model's, and the output folder (nothing the user had is replaced wit
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from . import data
 from .data import clean_class_name
+from .output_dir import check_writable
 from .training_args import FinetuneConfig
 from .training_checkpoints import CHECKPOINTS_DIR
 
@@ -52,9 +52,7 @@ def check_output_dir(config: FinetuneConfig) -> None:
     unless `overwrite_output_dir`: a saved model is never replaced silently, also when resuming."""
     if config.output_dir is None:
         return
-    path = Path(config.output_dir)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"`output_dir` {str(path)!r} exists and is not a directory.")
+    path = check_writable(config.output_dir, "`output_dir` (`--output_dir`)")
     entries = sorted(set(os.listdir(path)) - RUN_IN_PROGRESS) if path.is_dir() else []
     if config.resume_from_checkpoint is None and (path / CHECKPOINTS_DIR).is_dir():
         entries = sorted({*entries, CHECKPOINTS_DIR})  # another run's checkpoints: replaced only on request
@@ -65,16 +63,6 @@ def check_output_dir(config: FinetuneConfig) -> None:
             f"`output_dir` {str(path)!r} already holds another run ({shown}). Pass `--overwrite_output_dir` to "
             f"replace it{hint}, or choose another `--output_dir`."
         )
-    _check_writable(path)
-
-
-def _check_writable(path: Path) -> None:
-    """Raise a `ValueError` now, not after the training, when `path` (or its nearest existing parent) is read-only."""
-    existing = path
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"`output_dir` {str(path)!r} is not writable ({str(existing)!r} is read-only).")
 
 
 __all__ = ["RUN_IN_PROGRESS", "check_dataset", "check_output_dir"]

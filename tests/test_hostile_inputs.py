@@ -111,3 +111,21 @@ def test_update_names_a_file_that_is_not_an_image(adapter, tmp_path, capsys):
     assert main(["update", *argv]) == 1
     assert "notes.png" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_finetune_output_dir_that_cannot_be_written_fails_before_any_work(tmp_path, where):
+    """Fine-tuning had its own writability check (`os.access`, which says yes to root everywhere, and to a path
+    under a file): it passed, and the run failed only when saving. It now makes the one check the commands make."""
+    from hf_tip.training_args import FinetuneConfig
+    from hf_tip.training_checks import check_output_dir
+
+    if where == "under_a_file":
+        (tmp_path / "a_file").write_text("mine")
+        output_dir = tmp_path / "a_file" / "run"
+    else:
+        output_dir = "/proc/hf-tip-run"
+    with pytest.raises(ValueError, match=r"`--output_dir`.*(is a file|not writable)"):
+        check_output_dir(FinetuneConfig(output_dir=str(output_dir)))
+    if where == "under_a_file":
+        assert (tmp_path / "a_file").read_text() == "mine"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..output_dir import check_output_dir
 from ..procedure import TrainingFreeResult
-
-MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -21,33 +19,6 @@ def resolve_device(name: str | None) -> torch.device:
         return torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"--device {name!r} is not a device torch knows: {error}") from error
-
-
-def check_output_dir(output_dir: str, overwrite: bool, flag: str = "--output_dir") -> Path:
-    """Before any work: refuse an `output_dir` that is a file, lies under a file, cannot be written, or is a folder
-    that is not empty (it may hold a model or other files that saving would replace), unless `overwrite`. Creates
-    nothing."""
-    path = Path(output_dir)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag} {output_dir!r} is a file, not a folder.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        held = [name for name in MODEL_FILES if (path / name).exists()]
-        what = f"already holds a model ({', '.join(held)})" if held else "is not empty"
-        raise ValueError(
-            f"{flag} {output_dir!r} {what}; pass --overwrite_output_dir to write into it anyway, or choose "
-            "another folder."
-        )
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{flag} {output_dir!r} cannot be created: {str(existing)!r} is a file, not a folder.")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"{flag} {output_dir!r} is not writable (cannot create files in {str(existing)!r}: {error})"
-        ) from error
-    return path
 
 
 def write_results(path: Path, results: dict) -> Path:
