@@ -103,7 +103,7 @@ class AppSession:
             f"**{names[e.class_index]}**: logit {e.logit:.3f}, of which {e.cache_total:.3f} from its cache examples"
             for e in evidence
         ]
-        if not self.model._thumbnails_match():
+        if not self.model.has_thumbnails:
             prediction.why = "\n\n".join([*lines, NO_THUMBNAILS])
             return prediction
         galleries = [self._gallery(e.entries, e.weights) for e in evidence]

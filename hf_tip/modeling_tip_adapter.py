@@ -443,7 +443,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         kept = [c for c in range(self.num_classes) if c not in removed]
         keep, labels = reindex(self.cache_labels, removed, self.num_classes)
         keys = self.cache_keys.detach()[keep.to(self.cache_keys.device)]
-        thumbnails = self.thumbnails[keep] if self._thumbnails_match() else None
+        thumbnails = self.thumbnails[keep] if self.has_thumbnails else None
         names_kept = [self.config.id2label[c] for c in kept]
         self.zero_shot_weights = self.zero_shot_weights[kept].clone()
         self.config.id2label = dict(enumerate(names_kept))
@@ -477,7 +477,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
 
     def _append_entries(self, keys: torch.Tensor, labels: torch.Tensor, thumbnails: torch.Tensor | None) -> None:
         """Append keys [N,D], labels [N] (and thumbnails [N,h,w,3] when the store is on) to the cache."""
-        if thumbnails is not None and self._thumbnails_match():
+        if thumbnails is not None and self.has_thumbnails:
             thumbnails = torch.cat([self.thumbnails, thumbnails])
         keys = torch.cat([self.cache_keys.detach(), keys.to(self.cache_keys)])
         labels = torch.cat([self.cache_labels, labels.to(self.cache_labels.device)])
@@ -531,7 +531,8 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         self.thumbnails = None
         return self
 
-    def _thumbnails_match(self) -> bool:
+    @property
+    def has_thumbnails(self) -> bool:
         """Whether the store is on and holds one thumbnail per cache entry."""
         return self.thumbnails is not None and self.thumbnails.shape[0] == self.cache_keys.shape[0]
 
@@ -552,7 +553,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
     def _save_thumbnails(self, save_directory: str | os.PathLike) -> None:
         """Write `thumbnails.safetensors`, or remove a stale one when the model has no (matching) store."""
         path = os.path.join(save_directory, THUMBNAILS_NAME)
-        if self._thumbnails_match():
+        if self.has_thumbnails:
             save_thumbnails(self.thumbnails, save_directory)
         elif os.path.exists(path):
             os.remove(path)

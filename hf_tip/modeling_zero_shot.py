@@ -342,9 +342,15 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
 
     def search_hyperparameters(self, image_embeds: torch.Tensor, labels: torch.Tensor, **kwargs: Any) -> dict:
         """Choose the head's hyper-parameters on validation features [N,D]; zero-shot has none (returns accuracy)."""
+        labels = torch.as_tensor(labels)
+        if image_embeds.ndim != 2 or image_embeds.shape[0] == 0 or labels.shape != image_embeds.shape[:1]:
+            raise ValueError(
+                f"Validation needs `image_embeds` [N, D] with N >= 1 and one label per row; got "
+                f"{tuple(image_embeds.shape)} features and {tuple(labels.shape)} labels."
+            )
+        self.check_labels(labels)
         logits = self(image_embeds=image_embeds).logits
-        labels = torch.as_tensor(labels).to(logits.device)
-        return {"accuracy": (logits.argmax(-1) == labels).float().mean().item() if labels.numel() else 0.0}
+        return {"accuracy": (logits.argmax(-1) == labels.to(logits.device)).float().mean().item()}
 
     # ------------------------------------------------------------------------------------------------------ loading
     def _check_loading_info(self, folder: str, info: dict) -> None:

@@ -129,3 +129,16 @@ def test_finetune_output_dir_that_cannot_be_written_fails_before_any_work(tmp_pa
         check_output_dir(FinetuneConfig(output_dir=str(output_dir)))
     if where == "under_a_file":
         assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_zero_shot_search_refuses_an_empty_or_mislabelled_validation_set(tiny_clip):
+    from hf_tip import ZeroShotForImageClassification
+
+    clip, processor = tiny_clip
+    model = ZeroShotForImageClassification.from_clip(clip, ["cat", "dog"], processor=processor)
+    dim = model.feature_dim
+    with pytest.raises(ValueError, match="image_embeds"):
+        model.search_hyperparameters(torch.zeros(0, dim), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"Labels \[5\] lie outside"):
+        model.search_hyperparameters(torch.randn(2, dim), torch.tensor([0, 5]))
+    assert 0.0 <= model.search_hyperparameters(torch.randn(3, dim), torch.tensor([0, 1, 1]))["accuracy"] <= 1.0
