@@ -6,8 +6,9 @@
 the zero-shot text weights. Facts from the reference (gaopengcuhk/CLIP-Adapter `clip_adapter.py`; read for facts,
 the code here is our own): `nn.Linear(c_in, c_in // reduction, bias=False)`, ReLU, `nn.Linear(c_in // reduction,
 c_in, bias=False)`, ReLU (lines 55-67); reduction 4 (line 97); ratio 0.2 (line 104); the blend is applied to the
-image encoder's raw output, then normalised; logits = `logit_scale.exp()` · image @ textᵀ (lines 100-115); only the
-adapter is trained (lines 133-144), with cross-entropy (line 158).
+image encoder's raw output, then normalised; logits = `logit_scale.exp()` · image @ textᵀ (lines 100-115); only
+the adapter is trained (lines 133-144), with cross-entropy (line 158). On another family the adapted feature is
+scored as that backbone scores any feature (SigLIP: `s · cos + b`, the `logit_bias` argument).
 
 hf-tip's heads receive L2-normalised features. Because both layers have no bias and ReLU is positively homogeneous,
 A(c·f) = c·A(f) and f'(c·f) = c·f'(f) for every c > 0: the adapter on the normalised feature gives, after the final
@@ -66,11 +67,14 @@ def clip_adapter_logits(
     fc1: torch.Tensor,
     fc2: torch.Tensor,
     ratio: float = RESIDUAL_RATIO,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CLIP-Adapter logits s · normalize(f') Wᵀ: [B,D] -> [B,C]; `ratio == 0` gives the zero-shot logits exactly."""
+    """CLIP-Adapter logits s · normalize(f') Wᵀ (+ b): [B,D] -> [B,C], the backbone's zero-shot scoring of the adapted
+    feature (`logit_bias`: SigLIP's `b`); `ratio == 0` gives the zero-shot logits exactly."""
     if ratio == 0:
-        return zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)
-    return zero_shot_logits(normalize(adapt(image_embeds, fc1, fc2, ratio)), zero_shot_weights, logit_scale)
+        return zero_shot_logits(image_embeds, zero_shot_weights, logit_scale, logit_bias)
+    adapted = normalize(adapt(image_embeds, fc1, fc2, ratio))
+    return zero_shot_logits(adapted, zero_shot_weights, logit_scale, logit_bias)
 
 
 def reference_learning_rate(

@@ -72,9 +72,11 @@ def gda_logits(
     weight: torch.Tensor,
     bias: torch.Tensor,
     alpha: float,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """s · f Wᵀ + α · (f Gᵀ + b): [B,D] -> [B,C]; `alpha == 0` gives the zero-shot logits exactly."""
-    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)
+    """s · f Wᵀ (+ b₀) + α · (f Gᵀ + b): [B,D] -> [B,C] (`logit_bias`: the backbone's zero-shot bias b₀, SigLIP's);
+    `alpha == 0` gives the zero-shot logits exactly."""
+    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale, logit_bias)
     if alpha == 0:
         return clip
     return clip + alpha * (image_embeds @ weight.t() + bias)  # [B,D] @ [D,C] + [C]
@@ -89,9 +91,11 @@ def search_alpha(
     weight: torch.Tensor,
     bias: torch.Tensor,
     alpha_grid: tuple[float, ...] | list[float] = ALPHA_GRID,
+    logit_bias: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Best α of `alpha_grid` by accuracy on normalised validation features [N,D] with labels [N]; ties go to the
-    first α in grid order (the reference's `if acc > best_val_acc`).
+    """Best α of `alpha_grid` by accuracy on normalised validation features [N,D] with labels [N] (the logits as
+    `gda_logits` computes them, `logit_bias` included); ties go to the first α in grid order (the reference's
+    `if acc > best_val_acc`).
 
     Returns:
         `dict` with `alpha` and `accuracy` (a fraction in [0, 1]).
@@ -100,7 +104,7 @@ def search_alpha(
     check_features("zero_shot_weights", zero_shot_weights)
     check_features("image_embeds", image_embeds, zero_shot_weights.shape[1])
     check_labels("labels", labels, image_embeds.shape[0], zero_shot_weights.shape[0])
-    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale)  # [N,C]
+    clip = zero_shot_logits(image_embeds, zero_shot_weights, logit_scale, logit_bias)  # [N,C]
     head = image_embeds @ weight.t() + bias  # [N,C]
     alphas = torch.tensor(list(alpha_grid), dtype=clip.dtype, device=clip.device)[:, None, None]  # [nA,1,1]
     logits = torch.where(alphas == 0, clip, clip + alphas * head)  # [nA,N,C], each as `gda_logits` computes it

@@ -80,9 +80,11 @@ def tip_x_logits(
     gamma: float,
     ranges: torch.Tensor,
     temperature: float = TEMPERATURE,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """TIP-X logits [B,C] for normalised features [B,D]; `gamma == 0` returns Tip-Adapter's logits exactly."""
-    tip = tip_logits(image_embeds, zero_shot_weights, cache_keys, cache_labels, logit_scale, alpha, beta)
+    """TIP-X logits [B,C] for normalised features [B,D] (`logit_bias`: the backbone's zero-shot bias, SigLIP's);
+    `gamma == 0` returns Tip-Adapter's logits exactly."""
+    tip = tip_logits(image_embeds, zero_shot_weights, cache_keys, cache_labels, logit_scale, alpha, beta, logit_bias)
     if gamma == 0:
         return tip
     kl = kl_divergence(
@@ -157,8 +159,10 @@ def grid_search(
     search_scale: tuple[float, float, float] = SEARCH_SCALE,
     search_step: tuple[int, int, int] = SEARCH_STEP,
     max_elements: int = 2**25,
+    logit_bias: torch.Tensor | None = None,
 ) -> dict[str, object]:
-    """Best (α, β, γ) by accuracy of the TIP-X logits on normalised validation features [N,D] with labels [N].
+    """Best (α, β, γ) by accuracy of the TIP-X logits (`logit_bias` included) on normalised validation features [N,D]
+    with labels [N].
 
     ψ's ranges are measured on these features first; then, per row chunk, the signature term is computed once, the
     cache term once per β, and every (α, γ) pair is scored in one step. Ties go to the first (α, β, γ) in the
@@ -181,7 +185,7 @@ def grid_search(
     chunk = max(1, max_elements // max(cache_keys.shape[0], len(alphas) * len(gammas) * num_classes))
     for start in range(0, image_embeds.shape[0], chunk):
         feats, target = image_embeds[start : start + chunk], labels[start : start + chunk]
-        clip = zero_shot_logits(feats, zero_shot_weights, logit_scale)  # [b,C]
+        clip = zero_shot_logits(feats, zero_shot_weights, logit_scale, logit_bias)  # [b,C]
         signature = gamma_t * _signature_logits_chunk(
             feats, key_log_probs, cache_labels, zero_shot_weights, temperature, ranges
         )  # [1,nG,b,C]

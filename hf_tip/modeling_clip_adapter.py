@@ -13,7 +13,7 @@ from .modeling_zero_shot import ZeroShotForImageClassification
 
 class ClipAdapterForImageClassification(ZeroShotForImageClassification):
     r"""
-    CLIP-Adapter: `logits = s · normalize(r · A(f) + (1 - r) · f) Wᵀ` with `A(f) = ReLU(ReLU(f W₁ᵀ) W₂ᵀ)`, `W₁`
+    CLIP-Adapter: `logits = s · normalize(r · A(f) + (1 - r) · f) Wᵀ (+ b, SigLIP)` with `A(f) = ReLU(ReLU(f W₁ᵀ) W₂ᵀ)`, `W₁`
     `[D/4,D]` (`adapter_fc1`) and `W₂` `[D,D/4]` (`adapter_fc2`) bias-free. The adapter is initialised as
     `nn.Linear` is (seeded by `config.adapter_seed`) and trained by the Accelerate loop after `enable_training()`,
     with the optimiser recipe of the config.
@@ -38,15 +38,11 @@ class ClipAdapterForImageClassification(ZeroShotForImageClassification):
         self._training_enabled = False
 
     def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """CLIP-Adapter logits [B,C] for L2-normalised features [B,D]."""
-        return clip_adapter_logits(
-            image_embeds,
-            self.zero_shot_weights,
-            self.logit_scale().to(image_embeds),
-            self.adapter_fc1,
-            self.adapter_fc2,
-            self.config.residual_ratio,
-        )
+        """CLIP-Adapter logits [B,C] for L2-normalised features [B,D] (the adapted feature scored as the backbone
+        scores any: `s · cos`, SigLIP `s · cos + b`)."""
+        scale, bias = self._scale_and_bias(image_embeds)
+        fc1, fc2, ratio = self.adapter_fc1, self.adapter_fc2, self.config.residual_ratio
+        return clip_adapter_logits(image_embeds, self.zero_shot_weights, scale, fc1, fc2, ratio, bias)
 
     def fit(self, view_features: torch.Tensor, labels: torch.Tensor, **kwargs) -> ClipAdapterForImageClassification:
         """Nothing to fit without training (the adapter trains after `enable_training()`); the few-shot views [V,N,D]

@@ -12,7 +12,7 @@ from .modeling_zero_shot import ZeroShotForImageClassification
 
 class GDAForImageClassification(ZeroShotForImageClassification):
     r"""
-    GDA: `logits = s · f Wᵀ + alpha · (f Gᵀ + b)`, with the linear head `G` `[C,D]` (`gda_weight`, rows Σ⁻¹μ_k) and
+    GDA: `logits = s · f Wᵀ (+ b₀, SigLIP) + alpha · (f Gᵀ + b)`, with the linear head `G` `[C,D]` (`gda_weight`, rows Σ⁻¹μ_k) and
     `b` `[C]` (`gda_bias`, log p_k - ½ μ_kᵀΣ⁻¹μ_k) of a Gaussian discriminant analysis on the few-shot view features
     (class means, one shared shrunk covariance: the reference's estimator).
 
@@ -50,24 +50,25 @@ class GDAForImageClassification(ZeroShotForImageClassification):
 
     def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """Zero-shot plus `alpha` times the GDA logits, [B,C], for L2-normalised features [B,D]."""
-        scale = self.logit_scale().to(image_embeds)
-        return gda_logits(
-            image_embeds, self.zero_shot_weights, scale, self.gda_weight, self.gda_bias, self.config.alpha
-        )
+        scale, bias = self._scale_and_bias(image_embeds)
+        weight, gda_bias = self.gda_weight, self.gda_bias
+        return gda_logits(image_embeds, self.zero_shot_weights, scale, weight, gda_bias, self.config.alpha, bias)
 
     @torch.no_grad()
     def search_hyperparameters(self, image_embeds: torch.Tensor, labels: torch.Tensor, **kwargs) -> dict:
         """Choose `alpha` from `config.alpha_grid` on validation features [N,D]; writes it into the config."""
         self._check_ready()
         embeds = normalize(torch.as_tensor(image_embeds).to(self.zero_shot_weights))
+        scale, bias = self._scale_and_bias(embeds)
         result = search_alpha(
             embeds,
             torch.as_tensor(labels).to(embeds.device),
             self.zero_shot_weights,
-            self.logit_scale().to(embeds),
+            scale,
             self.gda_weight,
             self.gda_bias,
             kwargs.get("alpha_grid") or self.config.alpha_grid,
+            logit_bias=bias,
         )
         self.config.alpha = result["alpha"]
         return result

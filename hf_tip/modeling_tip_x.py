@@ -12,8 +12,8 @@ from .modeling_tip_adapter import TipAdapterForImageClassification
 
 class TipXForImageClassification(TipAdapterForImageClassification):
     r"""
-    TIP-X: `logits = s · f Wᵀ + alpha · exp(-beta (1 - f Fᵀ)) · L + gamma · ψ(-M) · L`, with `M[i, j]` the KL
-    divergence between the class distributions of image `i` and cache key `j` over the text classifier and ψ the
+    TIP-X: `logits = s · f Wᵀ (+ b, SigLIP) + alpha · exp(-beta (1 - f Fᵀ)) · L + gamma · ψ(-M) · L`, with `M[i, j]`
+    the KL divergence between the class distributions of image `i` and cache key `j` over the text classifier and ψ the
     reference's rescaling of `-M` onto the range of the cache affinities. The ranges ψ uses are a persistent buffer
     (`signature_ranges` `[4]`): measured on the cache itself by `fit`, on validation by `search_hyperparameters`.
 
@@ -49,17 +49,19 @@ class TipXForImageClassification(TipAdapterForImageClassification):
 
     def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """TIP-X logits [B,C] for L2-normalised features [B,D]."""
+        scale, bias = self._scale_and_bias(image_embeds)
         return tip_x_logits(
             image_embeds,
             self.zero_shot_weights,
             self.cache_keys,
             self.cache_labels,
-            self.logit_scale().to(image_embeds),
+            scale,
             self.config.alpha,
             self.config.beta,
             self.config.gamma,
             self.signature_ranges,
             self.config.signature_temperature,
+            bias,
         )
 
     @torch.no_grad()
@@ -68,16 +70,18 @@ class TipXForImageClassification(TipAdapterForImageClassification):
         config), in float32; writes them and ψ's validation ranges into the model. Returns the search's `dict`."""
         self._check_ready()
         embeds = normalize(torch.as_tensor(image_embeds).to(device=self.zero_shot_weights.device, dtype=torch.float32))
+        scale, bias = self._scale_and_bias(embeds)
         result = grid_search(
             embeds,
             torch.as_tensor(labels).to(embeds.device),
             self.zero_shot_weights.float(),
             self.cache_keys.detach().float(),
             self.cache_labels,
-            self.logit_scale().float(),
+            scale,
             self.config.signature_temperature,
             tuple(kwargs.get("search_scale") or self.config.tip_x_search_scale),
             tuple(kwargs.get("search_step") or self.config.tip_x_search_step),
+            logit_bias=bias,
         )
         self.config.alpha, self.config.beta, self.config.gamma = result["alpha"], result["beta"], result["gamma"]
         self.signature_ranges.copy_(result["ranges"].to(self.signature_ranges))

@@ -265,11 +265,15 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         """The backbone's zero-shot logit bias `b` (SigLIP, SigLIP 2), `None` for the families without one."""
         return logit_bias(self.clip)
 
+    def _scale_and_bias(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The backbone's zero-shot scoring `(s, b)` in `like`'s dtype and device (`b` is `None` without a bias): what
+        every head passes to the pure functions' `logit_scale` / `logit_bias`."""
+        bias = self.logit_bias()
+        return self.logit_scale().to(like), None if bias is None else bias.to(like)
+
     def _zero_shot_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """`s · f Wᵀ (+ b)` [B,C] for L2-normalised features [B,D] already in the head's dtype (no checks)."""
-        bias = self.logit_bias()
-        bias = None if bias is None else bias.to(image_embeds)
-        return zero_shot_logits(image_embeds, self.zero_shot_weights, self.logit_scale().to(image_embeds), bias)
+        return zero_shot_logits(image_embeds, self.zero_shot_weights, *self._scale_and_bias(image_embeds))
 
     def zero_shot_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """The backbone's zero-shot logits [B,C] (`s · cos`, SigLIP: `s · cos + b`) for image features [B,D]."""
