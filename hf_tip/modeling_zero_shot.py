@@ -151,6 +151,7 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         folder = str(pretrained_model_name_or_path)
         model._check_loading_info(folder, info)
         model._validate_loaded(folder)
+        model._own_head_tensors()
         if not model.config.save_backbone:
             backbone_kwargs = {k: kwargs[k] for k in BACKBONE_HUB_KWARGS if k in kwargs}
             device = model.zero_shot_weights.device
@@ -380,6 +381,17 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
                 f"Cannot load the adapter in {folder!r}: {what} is missing from its weights (model.safetensors). "
                 "Loading it would leave the tensor zero or random; save the model again with `save_pretrained`."
             )
+
+    def _own_head_tensors(self) -> None:
+        """Give each loaded head tensor memory of its own. Loading maps the weights file, so a tensor starts wherever
+        its bytes lie in the file; a matmul over memory aligned otherwise than the built model's takes other kernel
+        paths and can differ in the last bit (TIP-X's KL term did), so a reload would not give identical logits."""
+        for name in self._head_tensors():
+            tensor = getattr(self, name)
+            if isinstance(tensor, nn.Parameter):
+                tensor.data = tensor.data.clone()
+            else:
+                self._buffers[name] = tensor.clone()
 
     def _shape_hint(self, key: str) -> str:
         """What in config.json sets the shape of tensor `key` (named in shape errors)."""
