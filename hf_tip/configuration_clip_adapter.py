@@ -26,6 +26,10 @@ class ClipAdapterConfig(ZeroShotConfig):
         batch_size (`int`, *optional*, defaults to `32`): training batch size.
         num_epochs (`int`, *optional*, defaults to `200`): training epochs.
         lr_scheduler (`"cosine"`, *optional*, defaults to `"cosine"`): cosine annealing over `num_epochs`, stepped per epoch.
+
+    The fine-tuning loop ([`~hf_tip.training.finetune`]) trains with this recipe: it reads `optimizer`,
+    `learning_rate`, `momentum`, `weight_decay`, `warmup_epochs`, `num_epochs` (as `num_train_epochs`), `warmup_lr`
+    (as `warmup_learning_rate`) and the per-epoch cosine (`lr_scheduler_unit`) unless a flag overrides them.
         warmup_epochs (`int`, *optional*, defaults to `1`): epochs at the constant `warmup_lr` before the cosine.
         warmup_lr (`float`, *optional*, defaults to `1e-5`): the constant warm-up learning rate.
 
@@ -39,6 +43,8 @@ class ClipAdapterConfig(ZeroShotConfig):
     """
 
     model_type = "clip-adapter"
+    # the fine-tuning loop reads a method's recipe by `FinetuneConfig`'s field names (`FinetuneConfig.resolve`)
+    attribute_map = {"num_train_epochs": "num_epochs", "warmup_learning_rate": "warmup_lr"}
 
     def __init__(
         self,
@@ -79,6 +85,11 @@ class ClipAdapterConfig(ZeroShotConfig):
         self.weight_decay, self.batch_size, self.num_epochs = float(weight_decay), batch_size, num_epochs
         self.lr_scheduler, self.warmup_epochs, self.warmup_lr = lr_scheduler, warmup_epochs, float(warmup_lr)
         super().__init__(**kwargs)
+
+    @property
+    def lr_scheduler_unit(self) -> Literal["epoch"]:
+        """How the cosine steps, by `FinetuneConfig`'s name: once per epoch (CoOp's Dassl scheduler)."""
+        return "epoch"
 
 
 __all__ = ["ClipAdapterConfig"]

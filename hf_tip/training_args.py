@@ -23,6 +23,8 @@ TIP_ADAPTER_F_RECIPE = {
     "weight_decay": 0.01,
     "warmup_epochs": 0,
     "lr_scheduler_unit": "step",
+    "momentum": 0.9,
+    "warmup_learning_rate": 1e-5,
 }
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULER_UNITS = ("step", "epoch")
@@ -69,11 +71,13 @@ class FinetuneConfig:
     weight_decay: float | None = field(
         default=None, metadata=_help("Decoupled (AdamW) or L2 (SGD) weight decay (default: the method's; 0.01).")
     )
-    momentum: float = field(default=0.9, metadata=_help("SGD's momentum."))
+    momentum: float | None = field(default=None, metadata=_help("SGD's momentum (default: the method's; 0.9)."))
     warmup_epochs: int | None = field(
         default=None, metadata=_help("Epochs at the constant `warmup_learning_rate` before the cosine (default 0).")
     )
-    warmup_learning_rate: float = field(default=1e-5, metadata=_help("The learning rate of the warm-up epochs."))
+    warmup_learning_rate: float | None = field(
+        default=None, metadata=_help("The learning rate of the warm-up epochs (default: the method's; 1e-5).")
+    )
     lr_scheduler_unit: Literal["step", "epoch"] | None = field(
         default=None,
         metadata=_help("Cosine over all steps (step: Tip-Adapter-F) or stepped once per epoch (epoch: CoOp's)."),

@@ -41,11 +41,22 @@ def _tip_accuracy(accelerator, model, embeds, labels, keys: torch.Tensor, alpha:
     return accuracy(accelerator, logits, labels)
 
 
+def _accuracy_key(model, training_free) -> str:
+    """The result key of the trained model: `tip_adapter_f_accuracy`, else its method's (`clip_adapter_accuracy`),
+    as the model card names results."""
+    return (
+        "tip_adapter_f_accuracy"
+        if training_free is not None
+        else f"{model.config.model_type.replace('-', '_')}_accuracy"
+    )
+
+
 def _accuracies(accelerator, model, embeds, labels, training_free) -> dict:
     """Zero-shot CLIP, the training-free Tip-Adapter (its keys, α, β) and the model as it is now, on one split."""
     zero_shot = accuracy(accelerator, model.zero_shot_logits(embeds), labels)
     if training_free is None:  # another trained head
-        return {"zero_shot_accuracy": zero_shot, "accuracy": model_accuracy(accelerator, model, embeds, labels)}
+        trained = model_accuracy(accelerator, model, embeds, labels)
+        return {"zero_shot_accuracy": zero_shot, _accuracy_key(model, None): trained}
     return {
         "zero_shot_accuracy": zero_shot,
         "tip_adapter_accuracy": _tip_accuracy(accelerator, model, embeds, labels, *training_free),
@@ -107,7 +118,7 @@ def final_results(accelerator, model, dataset, config: FinetuneConfig, run, trai
             tip_adapter_beta=training_free[2], alpha=model.config.alpha, beta=model.config.beta,
         )  # fmt: skip
     results["validation"] = _accuracies(accelerator, model, val_embeds, val_labels, training_free)
-    final_key = "tip_adapter_f_accuracy" if training_free is not None else "accuracy"
+    final_key = _accuracy_key(model, training_free)
     results["eval_accuracy"], results["eval_split"] = results["validation"][final_key], "validation"
     if "test" in dataset:  # read once, now
         test_embeds, test_labels = encode_split(accelerator, model, dataset["test"], config)

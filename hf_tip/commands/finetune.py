@@ -1,7 +1,9 @@
-"""`hf-tip finetune`: fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate, single or multi-process.
+"""`hf-tip finetune`: fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F), or a CLIP-Adapter (`--method
+clip-adapter`), with Accelerate, single or multi-process.
 
     hf-tip finetune --model_name_or_path openai/clip-vit-base-patch16 --dataset_name blanchon/EuroSAT_RGB \
         --num_shots 16 --num_train_epochs 100 --output_dir tip-adapter-f-eurosat
+    hf-tip finetune --method clip-adapter --model_name_or_path openai/clip-vit-base-patch16 ...  # its SGD recipe
     accelerate launch --multi_gpu --num_processes 2 -m hf_tip.cli finetune ...   # N processes (gloo on CPU)
     hf-tip finetune run.json                                                       # or run.yaml: the same flags
 
@@ -21,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import HfArgumentParser
@@ -30,7 +33,9 @@ from ..training_args import FinetuneConfig
 
 logger = logging.getLogger(__name__)
 PROGRAM = "hf-tip finetune"
-DESCRIPTION = "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) with Accelerate."
+DESCRIPTION = "Fine-tune a Tip-Adapter's cache keys (Tip-Adapter-F) or a CLIP-Adapter with Accelerate."
+# `--method` -> the model_type it trains and the name its runs go by
+METHODS = {"tip-adapter-f": ("tip-adapter", "Tip-Adapter-F"), "clip-adapter": ("clip-adapter", "CLIP-Adapter")}
 # What a user can get wrong (a flag, a file, a folder, a dataset, a checkpoint): one message, no traceback.
 USER_ERRORS = (ValueError, OSError)
 # A non-main process whose error the main process meets too (found before any collective, identically everywhere)
@@ -43,8 +48,13 @@ class FinetuneScriptArguments:
     """The flags of `hf-tip finetune` besides the run's [`FinetuneConfig`]: the model, the data and the Hub."""
 
     model_name_or_path: str = field(
-        metadata={"help": "A saved Tip-Adapter (folder or Hub id), or a CLIP backbone to build the adapter from."}
+        metadata={"help": "A saved model of the method (folder or Hub id), or a CLIP backbone to build it from."}
     )
+    method: Literal["tip-adapter-f", "clip-adapter"] = field(
+        default="tip-adapter-f",
+        metadata={"help": "What trains: tip-adapter-f (a Tip-Adapter's cache keys) or clip-adapter (a residual MLP "
+                  "on the image features, with CLIP-Adapter's recipe from its config: SGD, warm-up, cosine per epoch)."},
+    )  # fmt: skip
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
     train_dir: str | None = field(default=None, metadata={"help": "An imagefolder (one sub-folder per class)."})
     validation_dir: str | None = field(default=None, metadata={"help": "An imagefolder for validation."})
@@ -94,9 +104,10 @@ def parse_args(argv: list[str]) -> tuple[FinetuneScriptArguments, FinetuneConfig
     return script, config
 
 
-def with_preset(config: FinetuneConfig, preset) -> FinetuneConfig:
-    """The template set's epochs, learning rate and initial α/β (the paper trains at them) where no flag set them."""
-    if preset is None:
+def with_preset(config: FinetuneConfig, preset, method: str = "tip-adapter-f") -> FinetuneConfig:
+    """The template set's Tip-Adapter-F epochs, learning rate and initial α/β (the paper trains at them) where no flag
+    set them (CLIP-Adapter keeps its own recipe)."""
+    if preset is None or method != "tip-adapter-f":
         return config
     values = {"num_train_epochs": preset.train_epochs, "learning_rate": preset.learning_rate,
               "alpha": preset.init_alpha, "beta": preset.init_beta}  # fmt: skip
@@ -104,8 +115,8 @@ def with_preset(config: FinetuneConfig, preset) -> FinetuneConfig:
 
 
 def load_model(script: FinetuneScriptArguments, config: FinetuneConfig, dataset, preset):
-    """A saved Tip-Adapter as is, or a zero-shot one over a CLIP backbone (its cache is built by `finetune`); and the
-    model's name of each dataset label."""
+    """A saved model of the method as is, or one built over a CLIP backbone (a Tip-Adapter's cache is built by
+    `finetune`); and the model's name of each dataset label."""
     from transformers import AutoConfig
 
     from .. import TipAdapterConfig, TipAdapterForImageClassification
@@ -114,13 +125,35 @@ def load_model(script: FinetuneScriptArguments, config: FinetuneConfig, dataset,
     labels, prompts = resolve_class_names(dataset, config.label_column, config.class_names, preset)
     overrides = {"search_scale": script.search_scale, "search_step": script.search_step, "templates": script.templates}
     overrides = {k: list(v) for k, v in overrides.items() if v}
-    if AutoConfig.from_pretrained(script.model_name_or_path).model_type == TipAdapterConfig.model_type:
+    model_type = AutoConfig.from_pretrained(script.model_name_or_path).model_type
+    wanted, name = METHODS[script.method]
+    if model_type != wanted and model_type in {m for m, _ in METHODS.values()}:
+        raise ValueError(
+            f"{script.model_name_or_path!r} is a saved {model_type} model, but `--method {script.method}` trains a "
+            f"{name}: pass `--method` of that model, or a CLIP backbone to build a new {name} from."
+        )
+    if script.method == "clip-adapter":
+        return _clip_adapter(script, model_type, labels, prompts, preset), labels
+    if model_type == TipAdapterConfig.model_type:
         model = TipAdapterForImageClassification.from_pretrained(script.model_name_or_path)
         for name in ("search_scale", "search_step"):
             setattr(model.config, name, overrides.get(name, getattr(model.config, name)))
         return model, labels
     kwargs = {**(preset.config_kwargs() if preset is not None else {}), **overrides}
     return create_adapter(script.model_name_or_path, labels, prompt_names=prompts, **kwargs), labels
+
+
+def _clip_adapter(script: FinetuneScriptArguments, model_type: str, labels, prompts, preset):
+    """A saved CLIP-Adapter as is, or a new one (seeded initial adapter) over a CLIP backbone."""
+    from .. import ClipAdapterConfig, ClipAdapterForImageClassification
+
+    if model_type == ClipAdapterConfig.model_type:
+        return ClipAdapterForImageClassification.from_pretrained(script.model_name_or_path)
+    templates = script.templates or (list(preset.templates) if preset is not None else None)
+    model = ClipAdapterForImageClassification.from_clip(script.model_name_or_path, labels, templates=templates)
+    if list(prompts) != list(labels):
+        model.set_class_prompts([c.replace("_", " ") for c in prompts])
+    return model
 
 
 def _tracker_params(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
@@ -143,7 +176,7 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
 
     with _same_on_every_process():
         preset = get_preset(script.template_set) if script.template_set else None
-        config = with_preset(config, preset)
+        config = with_preset(config, preset, script.method)
         check_output_dir(config)  # before loading anything
     # Without CUDA, `cpu=True` turns `accelerate launch --multi_gpu --num_processes N` into N gloo CPU processes.
     logs = ProjectConfiguration(config.output_dir, os.path.join(config.output_dir, "logs"))
@@ -166,12 +199,13 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
         if renames is not None:
             config = replace(config, class_names=renames)
     if script.with_tracking:
-        accelerator.init_trackers("tip_adapter_f", _tracker_params(script, config))
+        accelerator.init_trackers(script.method.replace("-", "_"), _tracker_params(script, config))
     results = finetune(model, dataset, config, accelerator, on_step=_kill_hook(script.kill_after_steps))
     logger.info(f"best epoch {results['best_epoch']}; {results['eval_split']} accuracy {results['eval_accuracy']:.4f}")
     if script.push_to_hub and accelerator.is_main_process:
         repo_id = script.hub_model_id or Path(config.output_dir).absolute().name
-        push_model(model, repo_id, token=script.hub_token, commit_message="Tip-Adapter-F: end of training")
+        message = f"{METHODS[script.method][1]}: end of training"
+        push_model(model, repo_id, token=script.hub_token, commit_message=message)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also tears down the process group (gloo can abort at exit otherwise)
     return results
