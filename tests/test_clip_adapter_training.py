@@ -159,21 +159,33 @@ def test_hf_tip_finetune_trains_a_clip_adapter(tmp_path, tiny_clip_dir):
 
     folders = [("--train_dir", write_imagefolder(tmp_path / "train", 3, 1)),
                ("--validation_dir", write_imagefolder(tmp_path / "validation", 3, 2))]  # fmt: skip
-    out = tmp_path / "out"
-    args = ["--method", "clip-adapter", "--model_name_or_path", str(tiny_clip_dir), "--num_shots", "2",
-            "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--num_augmented_views", "2",
-            "--output_dir", str(out), "--checkpointing_steps", "epoch",
-            *[str(item) for pair in folders for item in pair]]  # fmt: skip
-    done = launch_module(tmp_path, 1, args)
+    data = [str(item) for pair in folders for item in pair]
+
+    def args(out, per_device: int) -> list[str]:
+        return ["--method", "clip-adapter", "--model_name_or_path", str(tiny_clip_dir), "--num_shots", "2",
+                "--num_train_epochs", "2", "--per_device_train_batch_size", str(per_device), "--num_augmented_views",
+                "2", "--output_dir", str(out), "--checkpointing_steps", "epoch", *data]  # fmt: skip
+
+    out, out_two = tmp_path / "out", tmp_path / "out_two"
+    done = launch_module(tmp_path, 1, args(out, 4))
     assert done.returncode == 0, done.stderr[-4000:]
     assert json.loads((out / "config.json").read_text())["model_type"] == "clip-adapter"
     results = json.loads((out / "all_results.json").read_text())
     assert results["trained"] == list(ADAPTER) and results["optimizer"] == "sgd"
-    assert results["finetune_config"]["lr_scheduler_unit"] == "epoch"
+    assert results["finetune_config"]["lr_scheduler_unit"] == "epoch" and "clip_adapter_accuracy" in results
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch_0", "epoch_1"]
     model = ClipAdapterForImageClassification.from_pretrained(out)
     initial = ClipAdapterForImageClassification.from_clip(str(tiny_clip_dir), ["a", "b", "c"])
     assert not torch.equal(model.adapter_fc1, initial.adapter_fc1)  # trained from the seeded init
-    wrong = launch_module(tmp_path, 1, ["--model_name_or_path", str(out), "--output_dir", str(tmp_path / "x"),
-                                        *[str(item) for pair in folders for item in pair]])  # fmt: skip
+    # 2 processes x 2 examples: the same global batch of 4, the same trajectory (gradients summed over the slices)
+    two = launch_module(tmp_path, 2, args(out_two, 2))
+    assert two.returncode == 0, two.stderr[-4000:]
+    two_results = json.loads((out_two / "all_results.json").read_text())
+    assert (two_results["num_processes"], two_results["train_batch_size"], results["train_batch_size"]) == (2, 4, 4)
+    accuracies = [[h["validation_accuracy"] for h in r["history"]] for r in (results, two_results)]
+    assert accuracies[0] == accuracies[1]
+    two_model = ClipAdapterForImageClassification.from_pretrained(out_two)
+    for name in ADAPTER:
+        torch.testing.assert_close(getattr(two_model, name), getattr(model, name), atol=1e-6, rtol=0)
+    wrong = launch_module(tmp_path, 1, ["--model_name_or_path", str(out), "--output_dir", str(tmp_path / "x"), *data])
     assert wrong.returncode == 1 and "clip-adapter" in wrong.stderr and "--method" in wrong.stderr
