@@ -1,5 +1,6 @@
 """Folders saved by hf-tip 0.1 (the first release: `clip_config`, `clip_name_or_path`) still load, with the same
-logits. The fixture was written by 0.1's `save_pretrained` on a seeded tiny CLIP."""
+logits. The fixture was written by 0.1's `save_pretrained` on a seeded tiny CLIP (its config, weights and processor files;
+the remote-code copies of 0.1's modules and its card are left out: hf_tip's registered classes load it)."""
 
 from pathlib import Path
 
