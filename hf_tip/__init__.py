@@ -16,7 +16,7 @@ from .modeling_tip_adapter import TipAdapterForImageClassification
 from .modeling_tip_x import TipXForImageClassification
 from .modeling_zero_shot import ZeroShotForImageClassification
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ClipAdapterConfig",
