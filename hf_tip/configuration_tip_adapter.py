@@ -63,7 +63,7 @@ class TipAdapterConfig(ZeroShotConfig):
         self,
         alpha: float = 1.0,
         beta: float = 1.0,
-        num_shots: int = 16,
+        num_shots: int | None = 16,
         augment_epochs: int = 10,
         cache_size: int = 0,
         search_scale: tuple[float, float] | list[float] = (7.0, 3.0),
@@ -81,6 +81,8 @@ class TipAdapterConfig(ZeroShotConfig):
             ("augment_epochs", augment_epochs, 1),
             ("cache_size", cache_size, 0),
         ):
+            if name == "num_shots" and value is None:  # the cache is no longer one K-shot sample (a live update)
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
         search_scale = tuple(float(v) for v in search_scale)

@@ -167,6 +167,18 @@ def declared_mapping(dataset_names: Sequence[str] | None, model_names: Sequence[
         return None
     if sorted(map(clean_class_name, dataset_names)) == sorted(map(clean_class_name, model_names)):
         return None
+    clean_data = [clean_class_name(n) for n in dataset_names]
+    swapped = [
+        f"{data!r} -> {model!r} (the dataset's {dataset_names[clean_data.index(clean_class_name(model))]!r})"
+        for data, model in zip(dataset_names, model_names, strict=False)
+        if clean_class_name(model) in clean_data and clean_class_name(model) != clean_class_name(data)
+    ]
+    if swapped:  # a positional rename that gives a class another of the dataset's own names: surely a mistake
+        raise ValueError(
+            f"The renamed classes {list(model_names)} would give dataset classes the names of other dataset classes: "
+            f"{'; '.join(swapped)}. List the model's name of each dataset label in label order "
+            f"(the dataset's classes: {list(dataset_names)})."
+        )
     return list(model_names)
 
 

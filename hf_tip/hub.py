@@ -43,8 +43,14 @@ MODEL_TYPES = frozenset({"tip-adapter", "clip-zero-shot", "tip-x", "clip-adapter
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
-# Weight files of an earlier push that a new one replaces (a sharded save next to a single file would confuse loading).
-STALE_WEIGHTS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
+# Files of an earlier push that a new one replaces or withdraws: weights (a sharded save next to a single file would
+# confuse loading) and the opt-in thumbnail store (private images must not outlive `disable_thumbnails()`).
+STALE_WEIGHTS = [
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "thumbnails.safetensors",
+]
 # Every file the loaders may ask for: AutoImageProcessor / pipeline read processor_config.json (v5, nested) and the
 # legacy preprocessor_config.json; the tokenizers of the CLIP families read the rest.
 IMAGE_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")

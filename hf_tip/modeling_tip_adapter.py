@@ -126,7 +126,12 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if num_shots is not None:
             self.config.num_shots = num_shots
         self.config.few_shot_seed = few_shot_seed
+        self._cache_changed()
         return self
+
+    def _cache_changed(self) -> None:
+        """Called after every change of the cache entries (set, built, added, removed); a head whose tensors derive
+        from the cache (TIP-X's rescaling ranges) refreshes them here."""
 
     def _cache_dtype(self) -> torch.dtype:
         """The dtype the keys are kept in: `config.cache_dtype`, else the text weights'."""
@@ -493,11 +498,14 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         self.cache_labels = labels.clone()
         self.config.cache_size = keys.shape[0]
         counts = torch.bincount(labels.cpu(), minlength=self.num_classes)
-        if keys.shape[0] and bool((counts == counts[0]).all()):
-            self.config.num_shots = int(counts[0])
+        if not (keys.shape[0] and bool((counts == counts[0]).all()) and int(counts[0]) == self.config.num_shots):
+            # no longer the seeded K-shot sample the config describes: its shots and seed are unknown from here on
+            self.config.num_shots = int(counts[0]) if keys.shape[0] and bool((counts == counts[0]).all()) else None
+            self.config.few_shot_seed = None
         if self.thumbnails is not None:
             ok = thumbnails is not None and thumbnails.shape[0] == keys.shape[0]
             self.thumbnails = thumbnails if ok else None
+        self._cache_changed()
 
     # ------------------------------------------------------------------------------------------------- thumbnails
     thumbnails: torch.Tensor | None = None  # opt-in store: uint8 [NK,h,w,3] on the CPU (see `enable_thumbnails`)

@@ -15,7 +15,7 @@ class TipXForImageClassification(TipAdapterForImageClassification):
     TIP-X: `logits = s · f Wᵀ (+ b, SigLIP) + alpha · exp(-beta (1 - f Fᵀ)) · L + gamma · ψ(-M) · L`, with `M[i, j]`
     the KL divergence between the class distributions of image `i` and cache key `j` over the text classifier and ψ the
     reference's rescaling of `-M` onto the range of the cache affinities. The ranges ψ uses are a persistent buffer
-    (`signature_ranges` `[4]`): measured on the cache itself by `fit`, on validation by `search_hyperparameters`.
+    (`signature_ranges` `[4]`): measured on the cache itself whenever it changes, on validation by `search_hyperparameters`.
 
     Example:
 
@@ -37,15 +37,17 @@ class TipXForImageClassification(TipAdapterForImageClassification):
     def _head_tensors(self) -> list[str]:
         return [*super()._head_tensors(), "signature_ranges"]
 
-    def fit(self, view_features: torch.Tensor, labels: torch.Tensor, **kwargs) -> TipXForImageClassification:
-        """Tip-Adapter's cache from view features [V,N,D] and labels [N]; ψ's ranges from the keys against themselves
-        (the reference's `train_kl_divs_sim`) until `search_hyperparameters` measures them on validation."""
-        super().fit(view_features, labels, **kwargs)
+    def _cache_changed(self) -> None:
+        """ψ's ranges from the keys against themselves (the reference's `train_kl_divs_sim`), refreshed whenever the
+        cache changes (`fit`, `build_cache`, `set_cache`, live updates) until `search_hyperparameters` measures them
+        on validation."""
+        super()._cache_changed()
+        if self.cache_keys.shape[0] == 0:
+            return
         keys = self.cache_keys.detach().float()
         log_probs = class_log_distributions(keys, self.zero_shot_weights.float(), self.config.signature_temperature)
         ranges = rescale_ranges(kl_divergence(log_probs, log_probs), keys @ keys.t())
         self.signature_ranges.copy_(ranges.to(self.signature_ranges))
-        return self
 
     def head_logits(self, image_embeds: torch.Tensor) -> torch.Tensor:
         """TIP-X logits [B,C] for L2-normalised features [B,D]."""

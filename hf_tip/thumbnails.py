@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .data import to_rgb
+
 THUMBNAILS_NAME = "thumbnails.safetensors"
 MAX_THUMBNAIL_SIZE = 96  # pixels per side
 MAX_THUMBNAIL_BYTES = 64 * 2**20  # the whole store: 64 MiB (about 5,400 entries at 64 px)
@@ -47,7 +49,7 @@ def make_thumbnails(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     """uint8 thumbnails `[N, size, size, 3]`: the centre square of each image, resized (bicubic)."""
     out = np.zeros((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
-        image = image.convert("RGB")
+        image = to_rgb(image)
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         square = image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))

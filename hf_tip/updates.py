@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .data import clean_class_name
+
 
 def as_images(images, what: str = "images") -> list[Image.Image]:
     """The items of `images` as loaded RGB PIL images; a path (`str` / `os.PathLike`) is opened. Raises a
@@ -45,17 +47,24 @@ def check_new_class_names(names: Sequence[str], existing: Sequence[str]) -> list
     names = list(names)
     if not names:
         raise ValueError("`names` must name at least one class.")
-    seen: set[str] = set()
+    existing_clean = {clean_class_name(name): name for name in existing}
+    seen: dict[str, str] = {}
     for i, name in enumerate(names):
         if not isinstance(name, str):
             raise ValueError(f"Class name `names[{i}]` must be a string, got {type(name).__name__} {name!r}.")
         if not name.strip():
             raise ValueError(f"Class name `names[{i}]` is empty ({name!r}); give every class a name.")
-        if name in existing:
-            raise ValueError(f"{name!r} is already a class of this model (its classes: {list(existing)}).")
-        if name in seen:
-            raise ValueError(f"Class {name!r} appears twice in `names` {names}; each new class needs a distinct name.")
-        seen.add(name)
+        key = clean_class_name(name)  # as the prompts read it: "Dog" and "dog", "red_square" and "red square" clash
+        if key in existing_clean:
+            raise ValueError(
+                f"{name!r} is already a class of this model (as {existing_clean[key]!r}; its classes: {list(existing)})."
+            )
+        if key in seen:
+            raise ValueError(
+                f"Class {name!r} appears twice in `names` {names} (as {seen[key]!r}: names compare as the prompts read "
+                "them, `_` as a space, any case); each new class needs a distinct name."
+            )
+        seen[key] = name
     return names
 
 

@@ -142,3 +142,117 @@ def test_zero_shot_search_refuses_an_empty_or_mislabelled_validation_set(tiny_cl
     with pytest.raises(ValueError, match=r"Labels \[5\] lie outside"):
         model.search_hyperparameters(torch.randn(2, dim), torch.tensor([0, 5]))
     assert 0.0 <= model.search_hyperparameters(torch.randn(3, dim), torch.tensor([0, 1, 1]))["accuracy"] <= 1.0
+
+
+# ------------------------------------------------------------------------ the final review's findings, each pinned
+def test_tip_x_built_with_build_cache_has_its_rescaling_ranges(tiny_clip):
+    """TIP-X measured ψ's ranges only in `fit`: after `build_cache` (or a live update) they were zeros and γ had no
+    effect, so the model silently behaved as a Tip-Adapter."""
+    from hf_tip import TipXForImageClassification
+
+    clip, processor = tiny_clip
+    model = TipXForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    model.build_cache(
+        make_images([0, 1, 2, 0, 1, 2], seed=3), [0, 1, 2, 0, 1, 2], augment_epochs=1, show_progress=False
+    )
+    assert model.signature_ranges.abs().sum() > 0
+    embeds = torch.nn.functional.normalize(torch.randn(4, model.feature_dim), dim=-1)
+    model.config.gamma = 0.0
+    plain = model(image_embeds=embeds).logits
+    model.config.gamma = 5.0
+    assert not torch.equal(model(image_embeds=embeds).logits, plain)
+    model.add_examples(make_images([1], seed=9), [1], seed=1)  # refreshed with the cache: as if set from scratch
+    fresh = TipXForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    fresh.set_cache(model.cache_keys, model.cache_labels)
+    torch.testing.assert_close(model.signature_ranges, fresh.signature_ranges, rtol=0, atol=1e-6)
+    before = model.signature_ranges.clone()
+    model.set_cache(torch.randn(5, model.feature_dim), torch.tensor([0, 1, 2, 0, 1]))
+    assert not torch.equal(model.signature_ranges, before)
+
+
+def test_a_live_update_forgets_the_k_shot_provenance(tiny_clip):
+    """After one more example the cache is no longer the seeded K-shot sample: config says so (None), so fine-tuning
+    does not trust a stale seed."""
+    model = _model(tiny_clip)
+    model.build_cache(_dataset(3, 1), num_shots=2, augment_epochs=1, show_progress=False)
+    assert (model.config.num_shots, model.config.few_shot_seed) == (2, 1)
+    model.add_examples(make_images([0], seed=5), [0])
+    assert (model.config.num_shots, model.config.few_shot_seed) == (None, None)
+    type(model.config).from_dict(model.config.to_dict())  # still a valid config
+
+
+@pytest.mark.parametrize(("name", "clash"), [("Red Square", "red_square"), ("GREEN_circle", "green circle")])
+def test_add_classes_refuses_a_name_that_reads_like_an_existing_class(tiny_clip, name, clash):
+    model = _model(tiny_clip)
+    model.set_cache(torch.randn(3, model.feature_dim), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=f"already a class of this model \\(as '{clash}'"):
+        model.add_classes([name])
+    with pytest.raises(ValueError, match="'Otter' appears twice .*as 'otter'"):
+        model.add_classes(["otter", "Otter"])
+    assert model.num_classes == 3
+
+
+def test_update_matches_class_folders_as_the_prompts_read_them():
+    from hf_tip.commands.update import match_folders
+
+    assert match_folders(["Red_Square", "otter"], CLASS_NAMES) == {"Red_Square": "red_square", "otter": None}
+
+
+def test_a_positional_rename_that_swaps_the_datasets_own_names_is_refused():
+    from hf_tip.data import declared_mapping
+
+    with pytest.raises(ValueError, match="'cat' -> 'dog'"):
+        declared_mapping(["cat", "dog", "bird"], ["dog", "cat", "parrot"])
+    assert declared_mapping(["cat", "dog", "bird"], ["cat", "dog", "parrot"]) == ["cat", "dog", "parrot"]
+
+
+def test_thumbnails_convert_16_bit_images_by_value_range():
+    import numpy as np
+    from PIL import Image
+
+    from hf_tip.thumbnails import make_thumbnails
+
+    grey = Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16))  # mid-grey in 16 bits
+    value = int(make_thumbnails([grey], 8).float().mean())
+    assert 120 <= value <= 135, value  # not white
+
+
+def test_push_withdraws_an_earlier_thumbnail_store():
+    from hf_tip.hub import STALE_WEIGHTS
+
+    assert "thumbnails.safetensors" in STALE_WEIGHTS
+
+
+def test_evaluate_loads_a_saved_model_as_its_own_type(tiny_clip, tmp_path):
+    """`hf-tip evaluate` / `update` loaded every folder as a Tip-Adapter: a TIP-X was scored without its γ term, and
+    `update` would have saved it back as a Tip-Adapter."""
+    from hf_tip import GDAForImageClassification, TipXForImageClassification
+    from hf_tip.commands.evaluate import load_model
+
+    clip, processor = tiny_clip
+    tipx = TipXForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    tipx.set_cache(torch.randn(3, tipx.feature_dim), torch.tensor([0, 1, 2]))
+    tipx.save_pretrained(tmp_path / "tipx")
+    assert type(load_model(str(tmp_path / "tipx"))) is TipXForImageClassification
+    gda = GDAForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    gda.fit(torch.randn(2, 6, gda.feature_dim), torch.tensor([0, 1, 2, 0, 1, 2]))
+    gda.save_pretrained(tmp_path / "gda")
+    assert type(load_model(str(tmp_path / "gda"))) is GDAForImageClassification
+    assert not hasattr(load_model(str(tmp_path / "gda")), "add_examples")
+
+
+def test_update_refuses_a_model_without_a_cache_instead_of_dropping_its_head(tiny_clip, tmp_path, capsys):
+    from hf_tip import GDAForImageClassification
+    from hf_tip.cli import main
+
+    clip, processor = tiny_clip
+    gda = GDAForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)
+    gda.fit(torch.randn(2, 6, gda.feature_dim), torch.tensor([0, 1, 2, 0, 1, 2]))
+    gda.save_pretrained(tmp_path / "gda")
+    (tmp_path / "new" / "otter").mkdir(parents=True)
+    make_images([0], seed=1)[0].save(tmp_path / "new" / "otter" / "a.png")
+    code = main(
+        ["update", str(tmp_path / "gda"), "--train_dir", str(tmp_path / "new"), "--output_dir", str(tmp_path / "out")]
+    )
+    assert code == 1 and "'gda' model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

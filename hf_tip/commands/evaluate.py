@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from transformers import AutoModelForImageClassification
+
 from ..arguments import ComputeArguments, DataArguments, load_dataset_from_args
 from ..data import check_dataset
 from ..loading import require_split
-from ..modeling_tip_adapter import TipAdapterForImageClassification
+from ..modeling_zero_shot import ZeroShotForImageClassification
 from ..procedure import encode_split, score, subsample
 from .common import resolve_device
 
@@ -40,7 +42,7 @@ class EvaluateArguments:
 ARGUMENTS = (EvaluateArguments, DataArguments, ComputeArguments)
 
 
-def load_model(name_or_path: str) -> TipAdapterForImageClassification:
+def load_model(name_or_path: str) -> ZeroShotForImageClassification:
     """`from_pretrained`, with a clear error for a local folder that does not exist or holds no model. A name whose
     first folder exists here (`models/missing` next to `models/`), or that starts with `.`, `/` or `~`, or has more
     than one `/`, is a local path, never a Hub id; a `user/name` that is neither here nor loadable from the Hub says
@@ -58,8 +60,8 @@ def load_model(name_or_path: str) -> TipAdapterForImageClassification:
     if looks_local and not (path / "config.json").is_file():
         state = "holds no config.json" if path.is_dir() else "does not exist: no such folder"
         raise ValueError(f"--model_name_or_path {name_or_path!r} {state}; pass a folder saved by `hf-tip build`.")
-    try:
-        return TipAdapterForImageClassification.from_pretrained(str(path) if looks_local else name_or_path).eval()
+    try:  # by the saved model_type: a TIP-X, GDA, ... folder loads as itself, not as a Tip-Adapter
+        model = AutoModelForImageClassification.from_pretrained(str(path) if looks_local else name_or_path)
     except OSError as error:
         if looks_local:
             raise
@@ -68,6 +70,11 @@ def load_model(name_or_path: str) -> TipAdapterForImageClassification:
             f"--model_name_or_path {name_or_path!r}: no such folder here, and no model loadable from the Hub under "
             f"that id ({first_line})"
         ) from error
+    if not isinstance(model, ZeroShotForImageClassification):
+        raise ValueError(
+            f"--model_name_or_path {name_or_path!r} is a {model.config.model_type!r} model, not one saved by hf-tip."
+        )
+    return model.eval()
 
 
 def run(args: EvaluateArguments, data: DataArguments, compute: ComputeArguments, *, argv: list[str]) -> int:
@@ -100,8 +107,8 @@ def run(args: EvaluateArguments, data: DataArguments, compute: ComputeArguments,
         "num_samples": scores.num_samples,
         "accuracy": scores.adapter_accuracy,
         "zero_shot_accuracy": scores.zero_shot_accuracy,
-        "alpha": model.config.alpha,
-        "beta": model.config.beta,
+        "model_type": model.config.model_type,
+        **{k: getattr(model.config, k) for k in ("alpha", "beta", "gamma", "c") if hasattr(model.config, k)},
     }
     text = json.dumps(result, indent=2)
     print(text)

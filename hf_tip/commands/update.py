@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..arguments import ComputeArguments, OutputArguments
+from ..data import clean_class_name
 from ..loading import load_image_dataset
 from .common import check_output_dir, push, resolve_device
 from .evaluate import load_model
@@ -48,10 +49,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def match_folders(folders: list[str], classes: list[str]) -> dict[str, str | None]:
-    """Each folder name -> the model class it names (exactly, or with `_` read as a space), or None for a new class."""
-    by_name = {name: name for name in classes}
-    by_name.update({name.replace(" ", "_"): name for name in classes if name.replace(" ", "_") not in by_name})
-    return {folder: by_name.get(folder, by_name.get(folder.replace(" ", "_"))) for folder in folders}
+    """Each folder name -> the model class it names (as the prompts read names: `_` as a space, any case), or None
+    for a new class."""
+    by_name = {clean_class_name(name): name for name in classes}
+    return {folder: by_name.get(clean_class_name(folder)) for folder in folders}
 
 
 def run(
@@ -65,6 +66,11 @@ def run(
     output_dir = check_output_dir(output.output_dir, output.overwrite_output_dir)  # before any work
     device = resolve_device(compute.device)
     model = load_model(positional.model_dir).to(device)
+    if not hasattr(model, "add_examples"):  # live updates are the cache heads': Tip-Adapter(-F) and TIP-X
+        raise ValueError(
+            f"{positional.model_dir!r} is a {model.config.model_type!r} model; `hf-tip update` adds examples and classes "
+            "to a cache (tip-adapter, tip-x) and would drop this model's head."
+        )
     split = load_image_dataset(train_dir=args.train_dir)["train"]
     folders = list(split.features["label"].names)
     classes = [model.config.id2label[i] for i in range(model.num_classes)]
