@@ -67,7 +67,7 @@ def run(args) -> list[Row]:
     model.processor = processor  # build_cache takes the crop size, mean and std from it
     images = random_images(args.num_images, tuple(args.image_size), args.seed)
     labels = [i % num_classes for i in range(args.num_images)]
-    size, mean, std = model._image_geometry()
+    size, mean, std = model.image_geometry()
     batches = [
         to_pixel_values(
             [augment(images[i], size, view_generator(args.seed, epoch, i)) for i in range(start, stop)], mean, std

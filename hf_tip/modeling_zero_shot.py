@@ -435,8 +435,6 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
                 f"Labels {bad[:10]} lie outside [0, {self.num_classes}) for this model's {self.num_classes} classes."
             )
 
-    _check_labels = check_labels  # the first release's name
-
     def image_geometry(self) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
         """Crop size, mean and std of the image processor (OpenAI CLIP's without one)."""
         processor = getattr(self.processor, "image_processor", None)
@@ -450,8 +448,6 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
             tuple(processor.image_mean or OPENAI_CLIP_MEAN),
             tuple(processor.image_std or OPENAI_CLIP_STD),
         )
-
-    _image_geometry = image_geometry  # the first release's name
 
 
 def _write_card(model: ZeroShotForImageClassification, save_directory: str | os.PathLike) -> None:

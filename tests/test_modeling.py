@@ -320,7 +320,7 @@ def test_cache_views_follow_the_processors_crop_size(adapter):
     cropping = CLIPImageProcessorPil(crop_size={"height": 24, "width": 24})
     adapter.processor = CLIPProcessor(image_processor=cropping, tokenizer=adapter.processor.tokenizer)  # not shared
     assert not isinstance(adapter.processor.image_processor.crop_size, dict)
-    assert adapter._image_geometry()[0] == 24
+    assert adapter.image_geometry()[0] == 24
 
 
 def test_set_cache_records_only_the_provenance_it_is_given_and_a_processorless_save_warns(adapter, tmp_path):
