@@ -74,11 +74,7 @@ def build_training_free(accelerator, model, images, labels, config: FinetuneConf
         logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
         epochs = config.augment_epochs or model.config.augment_epochs
         views = encode_view_bank(accelerator, model, images, epochs, config.seed, config.encode_batch_size)
-        total = torch.zeros_like(views[0])
-        for view in range(epochs):  # summed pass by pass, then divided, as `build_cache` does
-            total += views[view]
-        num_shots = config.num_shots or model.config.num_shots
-        model.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=config.seed)
+        model.fit(views, labels, num_shots=config.num_shots or model.config.num_shots, seed=config.seed)
         model.search_hyperparameters(val_embeds, val_labels)
     if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
         with torch.no_grad():

@@ -50,18 +50,6 @@ def gather(accelerator: Accelerator, local: torch.Tensor, dim: int = 0) -> torch
     return torch.cat([part.cpu() for part in gather_object([local.cpu()])], dim=dim)
 
 
-def augmentation_geometry(model) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    """Crop size, mean and std of the model's image processor: the geometry of its augmented views."""
-    processor = getattr(model.processor, "image_processor", model.processor)
-    if processor is None:
-        raise ValueError("The model has no processor (`model.processor`); load it from a folder that holds one.")
-    crop = getattr(processor, "crop_size", None) or getattr(processor, "size", None)  # dict (v4) or SizeDict (v5)
-    size = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
-    if size is None:
-        raise ValueError(f"The image processor {type(processor).__name__} states no crop height (`crop_size`).")
-    return size, tuple(processor.image_mean), tuple(processor.image_std)
-
-
 def encode_view_bank(
     accelerator: Accelerator,
     model,
@@ -80,7 +68,7 @@ def encode_view_bank(
     part = shard(accelerator, range(len(images)))
     local = torch.zeros(num_views, len(part), model.zero_shot_weights.shape[1])
     views = iter_augmented_features(
-        model.clip, [images[i] for i in part], num_views, *augmentation_geometry(model), seed=seed,
+        model.clip, [images[i] for i in part], num_views, *model.image_geometry(), seed=seed,
         batch_size=batch_size, indices=part, show_progress=accelerator.is_local_main_process, first_epoch=first_view,
     )  # fmt: skip
     with accelerator.autocast():
@@ -100,7 +88,7 @@ def encode_views(
 ) -> torch.Tensor:
     """Raw image features `[b, D]` of view `view` of `images[i]` for `i` in `indices` (the bank's views)."""
     views = iter_augmented_features(
-        model.clip, [images[i] for i in indices], 1, *augmentation_geometry(model), seed=seed, batch_size=batch_size,
+        model.clip, [images[i] for i in indices], 1, *model.image_geometry(), seed=seed, batch_size=batch_size,
         indices=indices, show_progress=False, first_epoch=view,
     )  # fmt: skip
     with accelerator.autocast():
@@ -133,7 +121,6 @@ def encode_split(
 
 
 __all__ = [
-    "augmentation_geometry",
     "encode_split",
     "encode_view_bank",
     "encode_views",
