@@ -56,7 +56,7 @@ def trained_named_parameters(model) -> dict[str, torch.nn.Parameter]:
 
 
 def check_no_pickles(folder: str | os.PathLike) -> None:
-    """Raise a [`CheckpointError`] naming every file of `folder` that may hold a pickle."""
+    """Raise a [`CheckpointError`] naming every file of `folder` that may hold pickled data."""
     found = sorted({p.name for pattern in PICKLE_PATTERNS for p in Path(folder).glob(pattern)})
     if found:
         raise CheckpointError(
