@@ -215,16 +215,24 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if thumbnail_size is not None:
             check_store_bytes(len(images), thumbnail_size)
 
-        size, mean, std = self.image_geometry()
-        total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
-        for _, start, feats in iter_augmented_features(
-            self.clip, images, epochs, size, mean, std, seed=seed, batch_size=batch_size, show_progress=show_progress
-        ):
-            total[start : start + feats.shape[0]] += feats  # raw features summed over passes, normalised below
+        total = self._summed_views(images, epochs, seed, batch_size, show_progress)
         self.set_augmented_cache(total, epochs, labels, num_shots=num_shots, seed=seed)
         if thumbnail_size is not None:
             self.thumbnails = make_thumbnails(images, thumbnail_size)
         return self
+
+    def _summed_views(
+        self, images: list, epochs: int, seed: int, batch_size: int, show_progress: bool, first_index: int = 0
+    ) -> torch.Tensor:
+        """The raw features of views `0..epochs-1` of each image summed pass by pass, [N,D] (float32, CPU); the views
+        of image `i` are drawn as the cache's entry `first_index + i` (so entries added later match a rebuild)."""
+        total = torch.zeros(len(images), self.feature_dim)
+        for _, start, feats in iter_augmented_features(
+            self.clip, images, epochs, *self.image_geometry(), seed=seed, batch_size=batch_size,
+            indices=range(first_index, first_index + len(images)), show_progress=show_progress,
+        ):  # fmt: skip
+            total[start : start + feats.shape[0]] += feats
+        return total
 
     def set_augmented_cache(
         self,
@@ -463,21 +471,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         if seed is None:
             seed = self.config.few_shot_seed if self.config.few_shot_seed is not None else 1
         epochs, first = self.config.augment_epochs, self.cache_keys.shape[0]
-        size, mean, std = self.image_geometry()
-        total = torch.zeros(len(images), self.zero_shot_weights.shape[1])
-        for _, start, feats in iter_augmented_features(
-            self.clip,
-            images,
-            epochs,
-            size,
-            mean,
-            std,
-            seed=seed,
-            batch_size=batch_size,
-            indices=range(first, first + len(images)),
-            show_progress=show_progress,
-        ):
-            total[start : start + feats.shape[0]] += feats
+        total = self._summed_views(images, epochs, seed, batch_size, show_progress, first_index=first)
         return normalize((total / epochs).to(device=self.zero_shot_weights.device, dtype=self.zero_shot_weights.dtype))
 
     def _append_entries(self, keys: torch.Tensor, labels: torch.Tensor, thumbnails: torch.Tensor | None) -> None:
