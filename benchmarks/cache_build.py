@@ -29,8 +29,8 @@ from harness import (
 )
 
 from hf_tip.backbones import random_clip
-from hf_tip.data import augment, to_pixel_values
-from hf_tip.features import encode_images, view_generator
+from hf_tip.models.features import encode_images, view_generator
+from hf_tip.models.images import augment, to_pixel_values
 
 TARGET = 0.9
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful

@@ -1,6 +1,6 @@
 """Tip-Adapter-F epoch time: training on a precomputed feature bank vs re-encoding augmented views every epoch.
 
-Both paths call `hf_tip.training.train_epoch` on the same ViT-B/32-size model (random weights: only the arithmetic
+Both paths call `hf_tip.training.trainer.train_epoch` on the same ViT-B/32-size model (random weights: only the arithmetic
 is timed), optimizer and few-shot set: the fast path with the bank of `training.encode_view_bank` (encoded once,
 before the first epoch), the online path (`--online_augmentation` in `examples/finetune.py`) with the images, which
 it re-augments and re-encodes at every step, as the paper's loop does. The bank's one-off cost is reported too,
@@ -20,10 +20,15 @@ import time
 import torch
 from accelerate import Accelerator
 from harness import Row, base_parser, environment, random_images, report, seconds, setup, summary, time_interleaved
+from hf_tip.training.trainer import (
+    FinetuneConfig,
+    create_optimizer_and_scheduler,
+    encode_view_bank,
+    train_epoch,
+)
 
 from hf_tip import TipAdapterForImageClassification
 from hf_tip.backbones import random_clip
-from hf_tip.training import FinetuneConfig, create_optimizer_and_scheduler, encode_view_bank, train_epoch
 
 TARGET = 20.0
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful

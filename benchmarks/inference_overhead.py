@@ -41,7 +41,7 @@ from harness import (
 )
 
 from hf_tip.backbones import random_clip
-from hf_tip.features import encode_images
+from hf_tip.models.features import encode_images
 
 BENCHMARK = "inference overhead"
 # (cache entries, batch size) -> the largest acceptable forward-time ratio; batch None: any batch size

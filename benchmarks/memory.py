@@ -42,7 +42,7 @@ from harness import (
     time_interleaved,
 )
 
-from hf_tip.cache import affinity, normalize, one_hot_values, zero_shot_logits
+from hf_tip.models.cache import affinity, normalize, one_hot_values, zero_shot_logits
 from hf_tip.testing_utils import reference_grid_search
 
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful

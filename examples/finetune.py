@@ -7,8 +7,8 @@
         --output_dir tip-adapter-f-eurosat
 
 The same as `hf-tip finetune ...` (or `accelerate launch -m hf_tip.cli finetune ...`): this script is a thin wrapper
-over `hf_tip.commands.finetune.main`, whose flags are the fields of `FinetuneScriptArguments` and
-`hf_tip.training_args.FinetuneConfig` (`--help` lists them; a JSON or YAML file of them is accepted as the only
+over `hf_tip.cli.finetune.main`, whose flags are the fields of `FinetuneScriptArguments` and
+`hf_tip.training.args.FinetuneConfig` (`--help` lists them; a JSON or YAML file of them is accepted as the only
 argument). It runs on one GPU, on several (`--multi_gpu --num_processes 4`) and on CPU processes
 (`--multi_gpu --num_processes 2` without a GPU gives a 2-process gloo run).
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from hf_tip.commands.finetune import main
+from hf_tip.cli.finetune import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:], program="accelerate launch examples/finetune.py"))

@@ -11,7 +11,7 @@ Tip-Adapter, Tip-Adapter-F, TIP-X, GDA) on the Tip-Adapter paper's 11 datasets, 
 Each dataset is one call of the library's per-dataset comparison, `hf_tip.compare_methods`: every method on the same
 few-shot sample per seed and the same validation / test splits (encoded once), hyper-parameters chosen on
 validation, test read once per fitted model. Settings per dataset (templates, class renames, Tip-Adapter's initial
-α/β and grid, augment and Tip-Adapter-F epochs) are `hf_tip.templates` presets. Validation and test features are
+α/β and grid, augment and Tip-Adapter-F epochs) are `hf_tip.data.templates` presets. Validation and test features are
 cached as safetensors in `--feature_cache_dir`; a finished dataset (`runs/<dataset>.json`, with every method, shot
 count and seed asked) is skipped on a re-run. A dataset that fails is logged and recorded under `failures` in
 `results.json`, and the others still run; the script then exits with status 1. Outputs: `results.json` (every run,
@@ -39,15 +39,15 @@ from pathlib import Path
 
 import torch
 from datasets import ClassLabel, DatasetDict, concatenate_datasets
+from hf_tip.data.datasets import dataset_class_names, stratified_split
+from hf_tip.data.loading import load_image_dataset
+from hf_tip.data.templates import get_preset
+from hf_tip.hub.redact import redact_command
 from transformers import AutoModel, AutoProcessor
 
 from hf_tip import CompareConfig, compare_methods
-from hf_tip.compare import METHOD_LABELS, METHODS, TIP_FAMILY
-from hf_tip.data import dataset_class_names, stratified_split
-from hf_tip.loading import load_image_dataset
-from hf_tip.procedure import subsample
-from hf_tip.redact import redact_command
-from hf_tip.templates import get_preset
+from hf_tip.pipeline.compare import METHOD_LABELS, METHODS, TIP_FAMILY
+from hf_tip.pipeline.procedure import subsample
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class DatasetSource:
             class).
         drop_classes (`tuple[str, ...]`, *optional*): classes removed from every split (CoOp drops Caltech's
             `Faces_easy`), compared ignoring case.
-        preset (`str`, *optional*): the `hf_tip.templates` preset; defaults to the registry name.
+        preset (`str`, *optional*): the `hf_tip.data.templates` preset; defaults to the registry name.
         note (`str`, *optional*): what differs from the paper's protocol, printed with the results.
     """
 

@@ -36,7 +36,7 @@ from transformers import (
     SiglipProcessor,
 )
 
-from .data import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from .models.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 # (image size, patch, vision hidden/layers/heads, text hidden/layers/heads, projection dim)
 SIZES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .cache import one_hot_values, zero_shot_logits
-from .search import search_grid
+from .models.cache import one_hot_values, zero_shot_logits
+from .models.search import search_grid
 
 
 @torch.no_grad()

@@ -69,7 +69,7 @@ def app_model_dir(tmp_path_factory, tiny_clip):
 @pytest.fixture
 def session(app_model_dir):
     pytest.importorskip("gradio")
-    from hf_tip.commands.app import load_session
+    from hf_tip.cli.app import load_session
 
     return load_session(str(app_model_dir))
 
@@ -90,7 +90,7 @@ def test_session_add_example_changes_the_prediction(session):
 
 def test_session_without_thumbnails_says_so(app_model_dir, tmp_path):
     pytest.importorskip("gradio")
-    from hf_tip.app import AppSession
+    from hf_tip.app.server import AppSession
 
     model = TipAdapterForImageClassification.from_pretrained(app_model_dir).disable_thumbnails()
     why = AppSession(model).predict(dark_image())
@@ -105,7 +105,7 @@ def test_session_without_thumbnails_says_so(app_model_dir, tmp_path):
         (lambda s, p: s.add_example(dark_image(), None), "Choose the class"),
         (lambda s, p: s.add_example(dark_image(), "nope"), "Unknown class 'nope'"),
         (lambda s, p: s.save("  "), "folder"),
-        (lambda s, p: __import__("hf_tip.app").app.open_image(p), "bad.txt"),
+        (lambda s, p: __import__("hf_tip.app.server").app.server.open_image(p), "bad.txt"),
     ],
 )
 def test_session_bad_input_raises_and_keeps_the_model(session, tmp_path, action, message):
@@ -120,7 +120,7 @@ def test_session_bad_input_raises_and_keeps_the_model(session, tmp_path, action,
 
 def test_session_sliders_score_validation(app_model_dir, tmp_path):
     pytest.importorskip("gradio")
-    from hf_tip.commands.app import load_session
+    from hf_tip.cli.app import load_session
 
     for name, label in (("red_square", 0), ("green circle", 1)):
         (tmp_path / "val" / name).mkdir(parents=True)
@@ -265,7 +265,7 @@ def test_exported_space_serves_with_python_app_py(app_model_dir, tmp_path):
     readme = (space / "README.md").read_text()
     assert readme.startswith("---\n") and "sdk: gradio" in readme and "app_file: app.py" in readme
     assert "gradio==" in (space / "requirements.txt").read_text()
-    assert (space / "model" / "thumbnails.safetensors").is_file() and (space / "hf_tip" / "app.py").is_file()
+    assert (space / "model" / "thumbnails.safetensors").is_file() and (space / "hf_tip" / "app" / "server.py").is_file()
     port = free_port()
     env = server_env(port, pythonpath=False)  # the Space's own hf_tip copy, as on the Hub
     process, url = serve([sys.executable, "app.py"], space, env, tmp_path / "space.log")

@@ -12,8 +12,8 @@ from transformers.models.siglip2.image_processing_pil_siglip2 import convert_ima
 
 from hf_tip import TipAdapterForImageClassification, ZeroShotForImageClassification
 from hf_tip.backbones import FAMILY_NAMES, random_backbone
-from hf_tip.families import family_of, image_inputs, text_inputs
-from hf_tip.features import _unwrap
+from hf_tip.models.families import family_of, image_inputs, text_inputs
+from hf_tip.models.features import _unwrap
 
 TEMPLATES = ["a photo of a {}.", "art of the {}."]
 

@@ -12,20 +12,14 @@ import torch
 from conftest import CLASS_NAMES, make_images
 from PIL import Image
 
-from hf_tip import TipAdapterForImageClassification, procedure
-from hf_tip.data import (
-    align_labels,
-    check_class_names,
-    check_dataset,
-    declared_mapping,
-    seeded_generator,
-    seeded_permutation,
-    shuffle_keys,
-    stratified_split,
-    to_rgb,
-)
-from hf_tip.features import _pixel_batches, view_generator
-from hf_tip.loading import carve_validation, load_image_dataset, require_split
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.data.datasets import align_labels, check_dataset, declared_mapping, stratified_split
+from hf_tip.data.loading import carve_validation, load_image_dataset, require_split
+from hf_tip.models.features import _pixel_batches, view_generator
+from hf_tip.models.images import to_rgb
+from hf_tip.models.names import check_class_names
+from hf_tip.models.seeding import seeded_generator, seeded_permutation, shuffle_keys
+from hf_tip.pipeline import procedure
 
 REVERSED = CLASS_NAMES[::-1]
 
@@ -148,7 +142,7 @@ def test_evaluate_command_remaps_by_name(tiny_clip, tmp_path, capsys):
     import json
 
     from hf_tip.cli import main
-    from hf_tip.features import encode_dataset
+    from hf_tip.pipeline.encoding import encode_dataset
 
     write_folder(tmp_path / "test", {name: 2 for name in CLASS_NAMES})
     split = load_image_dataset(test_dir=tmp_path / "test", cache_dir=str(tmp_path / "cache"))["test"]
@@ -167,8 +161,8 @@ def test_evaluate_command_remaps_by_name(tiny_clip, tmp_path, capsys):
 def test_finetune_check_is_the_same_check(adapter, image_dataset):
     from datasets import DatasetDict
 
-    from hf_tip.training import FinetuneConfig
-    from hf_tip.training import check_dataset as finetune_check
+    from hf_tip.training.trainer import FinetuneConfig
+    from hf_tip.training.trainer import check_dataset as finetune_check
 
     shuffled = named_dataset(REVERSED, [0, 1, 2])
     assert finetune_check(adapter, DatasetDict(train=shuffled, validation=shuffled), FinetuneConfig()) == [2, 1, 0]
@@ -240,7 +234,7 @@ def test_alpha_palette_cmyk_and_1bit(tmp_path):
 
 
 def test_every_image_entry_converts_16bit_correctly(tiny_clip):
-    from hf_tip.data import augment, to_pixel_values
+    from hf_tip.models.images import augment, to_pixel_values
 
     _, processor = tiny_clip
     sixteen, eight = gradient16(), to_rgb(gradient16())
@@ -291,7 +285,7 @@ def test_non_pil_items_and_one_channel_pixels(adapter):
 
 # ------------------------------------------------------------------------------------------------ one seeding scheme
 def test_one_seeded_scheme_with_independent_streams():
-    from hf_tip.training import epoch_order
+    from hf_tip.training.trainer import epoch_order
 
     assert seeded_permutation(50, 3, "epoch", 2) == epoch_order(50, 3, 2)
     assert sorted(epoch_order(50, 3, 2)) == list(range(50)) and epoch_order(50, 3, 2) != epoch_order(50, 3, 3)

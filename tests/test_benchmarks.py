@@ -50,7 +50,7 @@ def test_search_speed(tmp_path):
     assert details["same_choice"] is True
     assert row["ratio"] == pytest.approx(details["reference"]["median_s"] / details["hf_tip"]["median_s"], rel=1e-3)
     assert row["target"] is None, "the ≥ 50× target is defined for the paper's 200 × 20 grid only"
-    from hf_tip.search import search_grid
+    from hf_tip.models.search import search_grid
 
     betas, alphas = search_grid((7.0, 3.0), (20, 5))
     assert details["beta"] in betas and details["alpha"] in alphas

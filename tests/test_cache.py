@@ -1,4 +1,4 @@
-"""The cache: the formula in `hf_tip.cache` against dense one-hot algebra, and `build_cache` against the paper's
+"""The cache: the formula in `hf_tip.models.cache` against dense one-hot algebra, and `build_cache` against the paper's
 procedure (fixed order, raw features averaged over augmented passes, then L2-normalised)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import torch
 from conftest import CLASS_NAMES, make_images
 
 from hf_tip import TipAdapterForImageClassification
-from hf_tip.cache import affinity, cache_logits, one_hot_values, tip_logits
-from hf_tip.data import augment, to_pixel_values
-from hf_tip.features import view_generator
+from hf_tip.models.cache import affinity, cache_logits, one_hot_values, tip_logits
+from hf_tip.models.features import view_generator
+from hf_tip.models.images import augment, to_pixel_values
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,10 @@ from transformers import pipeline
 
 from hf_tip import TipAdapterForImageClassification
 from hf_tip.cli import main
-from hf_tip.commands.demo import FALLBACK, textile_dataset
-from hf_tip.data import sample_few_shot
-from hf_tip.loading import load_image_dataset
-from hf_tip.procedure import fit_training_free
+from hf_tip.cli.demo import FALLBACK, textile_dataset
+from hf_tip.data.datasets import sample_few_shot
+from hf_tip.data.loading import load_image_dataset
+from hf_tip.pipeline.procedure import fit_training_free
 
 FOLDERS = ["blue", "green", "red"]  # imagefolder sorts class folders; labels follow this order
 COUNTS = {"train": 6, "validation": 3, "test": 3}
@@ -300,11 +300,11 @@ def test_demo_with_an_explicit_backbone_that_fails_is_a_hard_error(tmp_path, cap
 
 
 def test_push_to_hub_pushes_the_saved_folder(tiny_clip_dir, folders, tmp_path, monkeypatch, capsys):
-    """`--push_to_hub` hands the complete saved folder to `hf_tip.hub.push_folder` (tested against a local Hub in
+    """`--push_to_hub` hands the complete saved folder to `hf_tip.hub.push.push_folder` (tested against a local Hub in
     test_hub.py) with `--hub_model_id`."""
     from types import SimpleNamespace
 
-    import hf_tip.hub
+    import hf_tip.hub.push
 
     pushed = []
 
@@ -312,7 +312,7 @@ def test_push_to_hub_pushes_the_saved_folder(tiny_clip_dir, folders, tmp_path, m
         pushed.append((Path(folder), repo_id, sorted(p.name for p in Path(folder).iterdir())))
         return SimpleNamespace(repo_url=SimpleNamespace(repo_id=f"user/{repo_id.split('/')[-1]}"))
 
-    monkeypatch.setattr(hf_tip.hub, "push_folder", fake_push_folder)
+    monkeypatch.setattr(hf_tip.hub.push, "push_folder", fake_push_folder)
     out = tmp_path / "tip"
     args = build_args(tiny_clip_dir, folders, out, tmp_path, "--push_to_hub", "--hub_model_id", "user/tip-colors")
     assert main(args) == 0
@@ -411,7 +411,7 @@ def test_a_config_file_gives_the_same_model_as_flags(tiny_clip_dir, folders, tmp
 def test_the_hub_token_is_used_for_the_push_and_written_nowhere(tiny_clip_dir, folders, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import hf_tip.hub
+    import hf_tip.hub.push
 
     tokens = []
 
@@ -419,7 +419,7 @@ def test_the_hub_token_is_used_for_the_push_and_written_nowhere(tiny_clip_dir, f
         tokens.append(token)
         return SimpleNamespace(repo_url=SimpleNamespace(repo_id=repo_id))
 
-    monkeypatch.setattr(hf_tip.hub, "push_folder", fake_push_folder)
+    monkeypatch.setattr(hf_tip.hub.push, "push_folder", fake_push_folder)
     out = tmp_path / "tip"
     args = build_args(tiny_clip_dir, folders, out, tmp_path, "--push_to_hub", "--hub_model_id", "user/x")
     assert main([*args, "--hub_token", TOKEN]) == 0

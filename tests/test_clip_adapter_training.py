@@ -1,4 +1,4 @@
-"""CLIP-Adapter trained by the same Accelerate loop as Tip-Adapter-F (`hf_tip.training.finetune`): exactly the
+"""CLIP-Adapter trained by the same Accelerate loop as Tip-Adapter-F (`hf_tip.training.trainer.finetune`): exactly the
 adapter's two weights train, with the recipe its config states (SGD, momentum, weight decay, a constant warm-up, a
 cosine stepped per epoch); checkpoints are safetensors + JSON; a run interrupted after an epoch and resumed ends
 bit-identical to an uninterrupted one; every step is replayed against an independent computation; `hf-tip finetune
@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from conftest import CLASS_NAMES
 from safetensors.torch import load_file
 
-from hf_tip import ClipAdapterForImageClassification, training
-from hf_tip.training import FinetuneConfig, finetune
-from hf_tip.training_checkpoints import STATE_FILE, TENSORS_FILE
+from hf_tip import ClipAdapterForImageClassification
+from hf_tip.training import trainer as training
+from hf_tip.training.checkpoints import STATE_FILE, TENSORS_FILE
+from hf_tip.training.trainer import FinetuneConfig, finetune
 
 ADAPTER = ("adapter_fc1", "adapter_fc2")
 # not the defaults (SGD 2e-3, momentum 0.9, wd 5e-4, 200 epochs, warm-up 1e-5): each must come from the config

@@ -15,8 +15,8 @@ from conftest import CLASS_NAMES, make_images
 from transformers import AutoModelForImageClassification
 
 import hf_tip  # noqa: F401  (registers the Auto classes)
-from hf_tip.compare import METHODS, CompareConfig, check_methods, shot_positions
-from hf_tip.data import sample_few_shot
+from hf_tip.data.datasets import sample_few_shot
+from hf_tip.pipeline.compare import METHODS, CompareConfig, check_methods, shot_positions
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {  # small grids and few iterations: the mechanics, in seconds
@@ -178,8 +178,8 @@ def test_library_shares_the_encoding(tiny_clip, image_dataset, monkeypatch):
     """compare_methods encodes validation and test once and the views once per seed, whatever the methods/shots."""
     from datasets import DatasetDict
 
-    import hf_tip.compare as compare
-    import hf_tip.procedure as procedure
+    import hf_tip.pipeline.compare as compare
+    import hf_tip.pipeline.procedure as procedure
 
     calls = {"split": 0, "views": 0}
     encode_split, views = procedure.encode_split, compare.iter_augmented_features

@@ -12,10 +12,11 @@ from conftest import CLASS_NAMES, make_images
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
 
-from hf_tip import features as features_module
-from hf_tip.data import check_columns, dataset_class_names, sample_few_shot, shuffle_keys
-from hf_tip.features import encode_dataset
-from hf_tip.loading import load_image_dataset, require_split
+from hf_tip.data.datasets import check_columns, dataset_class_names, sample_few_shot
+from hf_tip.data.loading import load_image_dataset, require_split
+from hf_tip.pipeline import encoding as features_module
+from hf_tip.models.seeding import shuffle_keys
+from hf_tip.pipeline.encoding import encode_dataset
 
 LABELS = [c for c in range(3) for _ in range(10)] + [0, 2, 1, 0]  # 12 / 11 / 11 examples
 
@@ -53,7 +54,7 @@ def test_pinned_indices_are_stable_across_versions():
 
 
 def test_same_indices_in_a_fresh_process():
-    code = f"from hf_tip.data import sample_few_shot;print(sample_few_shot({LABELS!r}, 6, seed=123))"
+    code = f"from hf_tip.data.datasets import sample_few_shot;print(sample_few_shot({LABELS!r}, 6, seed=123))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == str(sample_few_shot(LABELS, 6, seed=123))
 
@@ -219,7 +220,7 @@ def test_backbone_fingerprint_sees_every_vision_weight_and_the_dtype(tiny_clip):
     (not only the first ones), or another dtype, gives another key; the text tower does not matter."""
     import copy
 
-    from hf_tip.features import backbone_fingerprint
+    from hf_tip.pipeline.encoding import backbone_fingerprint
 
     clip, _ = tiny_clip
     base = backbone_fingerprint(clip)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from hf_tip.cache import affinity, cache_logits
-from hf_tip.explain import entry_contributions, explain_prediction, top_entries
+from hf_tip.app.explain import entry_contributions, explain_prediction, top_entries
+from hf_tip.models.cache import affinity, cache_logits
 
 
 def test_contributions_sum_to_the_cache_logits(adapter):

@@ -30,9 +30,11 @@ from conftest import CLASS_NAMES, make_images
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_tip import TipAdapterForImageClassification, procedure, training
-from hf_tip.loading import load_image_dataset
-from hf_tip.training import (
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.data.loading import load_image_dataset
+from hf_tip.pipeline import procedure
+from hf_tip.training import trainer as training
+from hf_tip.training.trainer import (
     FinetuneConfig,
     check_dataset,
     check_output_dir,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_finetune import free_port, write_imagefolder
 
-from hf_tip.commands.finetune import parse_args
-from hf_tip.training_args import FinetuneConfig
+from hf_tip.cli.finetune import parse_args
+from hf_tip.training.args import FinetuneConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_" + "Ab3" * 12  # shaped like a Hub token

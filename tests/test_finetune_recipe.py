@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from hf_tip import training
-from hf_tip.training import FinetuneConfig, finetune
-from hf_tip.training_checkpoints import STATE_FILE, TENSORS_FILE, CheckpointError
+from hf_tip.training import trainer as training
+from hf_tip.training.checkpoints import STATE_FILE, TENSORS_FILE, CheckpointError
+from hf_tip.training.trainer import FinetuneConfig, finetune
 
 
 @pytest.fixture

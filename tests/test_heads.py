@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hf_tip import head_clip_adapter, head_gda, head_linear_probe, head_tip_x
-from hf_tip.cache import normalize, tip_logits
+from hf_tip.models import head_clip_adapter, head_gda, head_linear_probe, head_tip_x
+from hf_tip.models.cache import normalize, tip_logits
 
 
 def _unit_np(x: np.ndarray) -> np.ndarray:
@@ -309,7 +309,7 @@ def test_linear_probe_rejects_bad_inputs_naming_them():
 
 
 def test_views_flatten_view_major_each_normalised():
-    from hf_tip.head_inputs import flatten_views
+    from hf_tip.models.head_inputs import flatten_views
 
     views = torch.randn(3, 4, 5) * 7
     samples, labels = flatten_views(views, torch.tensor([2, 0, 1, 2]))

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import CLASS_NAMES, make_images
 
-from hf_tip import TipAdapterForImageClassification, procedure
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.pipeline import procedure
 
 
 def _dataset(per_class: int, seed: int):
@@ -93,7 +94,7 @@ def test_update_with_one_class_folder_adds_that_class(adapter, tmp_path, capsys)
 def test_images_outside_class_folders_are_named_not_taken_as_a_class(tmp_path):
     """Images directly in an image folder are refused, naming the folder (with labels kept for one sub-folder, they
     would otherwise become a class named after the folder itself)."""
-    from hf_tip.loading import load_image_dataset
+    from hf_tip.data.loading import load_image_dataset
 
     root = _image_folder(tmp_path / "train", {"red": 0, "green": 1})
     make_images([2], seed=1)[0].save(root / "stray.png")
@@ -117,8 +118,8 @@ def test_update_names_a_file_that_is_not_an_image(adapter, tmp_path, capsys):
 def test_finetune_output_dir_that_cannot_be_written_fails_before_any_work(tmp_path, where):
     """Fine-tuning had its own writability check (`os.access`, which says yes to root everywhere, and to a path
     under a file): it passed, and the run failed only when saving. It now makes the one check the commands make."""
-    from hf_tip.training_args import FinetuneConfig
-    from hf_tip.training_checks import check_output_dir
+    from hf_tip.training.args import FinetuneConfig
+    from hf_tip.training.checks import check_output_dir
 
     if where == "under_a_file":
         (tmp_path / "a_file").write_text("mine")
@@ -193,13 +194,13 @@ def test_add_classes_refuses_a_name_that_reads_like_an_existing_class(tiny_clip,
 
 
 def test_update_matches_class_folders_as_the_prompts_read_them():
-    from hf_tip.commands.update import match_folders
+    from hf_tip.cli.update import match_folders
 
     assert match_folders(["Red_Square", "otter"], CLASS_NAMES) == {"Red_Square": "red_square", "otter": None}
 
 
 def test_a_positional_rename_that_swaps_the_datasets_own_names_is_refused():
-    from hf_tip.data import declared_mapping
+    from hf_tip.data.datasets import declared_mapping
 
     with pytest.raises(ValueError, match="'cat' -> 'dog'"):
         declared_mapping(["cat", "dog", "bird"], ["dog", "cat", "parrot"])
@@ -210,7 +211,7 @@ def test_thumbnails_convert_16_bit_images_by_value_range():
     import numpy as np
     from PIL import Image
 
-    from hf_tip.thumbnails import make_thumbnails
+    from hf_tip.models.thumbnails import make_thumbnails
 
     grey = Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16))  # mid-grey in 16 bits
     value = int(make_thumbnails([grey], 8).float().mean())
@@ -218,7 +219,7 @@ def test_thumbnails_convert_16_bit_images_by_value_range():
 
 
 def test_push_withdraws_an_earlier_thumbnail_store():
-    from hf_tip.hub import STALE_WEIGHTS
+    from hf_tip.hub.push import STALE_WEIGHTS
 
     assert "thumbnails.safetensors" in STALE_WEIGHTS
 
@@ -227,7 +228,7 @@ def test_evaluate_loads_a_saved_model_as_its_own_type(tiny_clip, tmp_path):
     """`hf-tip evaluate` / `update` loaded every folder as a Tip-Adapter: a TIP-X was scored without its γ term, and
     `update` would have saved it back as a Tip-Adapter."""
     from hf_tip import GDAForImageClassification, TipXForImageClassification
-    from hf_tip.commands.evaluate import load_model
+    from hf_tip.cli.evaluate import load_model
 
     clip, processor = tiny_clip
     tipx = TipXForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor)

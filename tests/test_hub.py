@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 
 from hf_tip import TipAdapterForImageClassification
 from hf_tip.cli import main as cli_main
-from hf_tip.hub import missing_files
+from hf_tip.hub.push import missing_files
 
 pytestmark = pytest.mark.hub
 

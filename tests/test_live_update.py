@@ -81,7 +81,7 @@ def test_add_examples_seed_defaults_to_the_recorded_one(tiny_clip, image_dataset
 
 
 def _sampled_rows(dataset, shots, seed):
-    from hf_tip.data import sample_few_shot
+    from hf_tip.data.datasets import sample_few_shot
 
     return sample_few_shot(list(dataset["label"]), shots, seed, CLASS_NAMES)
 
@@ -243,7 +243,7 @@ def test_enable_thumbnails_checks_its_inputs(adapter):
 
 
 def test_thumbnail_store_is_capped(adapter, monkeypatch):
-    import hf_tip.thumbnails as store
+    import hf_tip.models.thumbnails as store
 
     monkeypatch.setattr(store, "MAX_THUMBNAIL_BYTES", 6 * 16 * 16 * 3)
     adapter.enable_thumbnails(size=16, images=make_images(OLD_LABELS))

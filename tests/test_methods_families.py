@@ -19,7 +19,7 @@ from hf_tip import (
     ZeroShotForImageClassification,
 )
 from hf_tip.backbones import random_backbone
-from hf_tip.features import encode_images
+from hf_tip.models.features import encode_images
 
 FAMILIES = ["clip", "siglip", "siglip2"]
 TEMPLATES = ["a photo of a {}.", "art of the {}."]

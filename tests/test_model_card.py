@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hf_tip import TipAdapterConfig
-from hf_tip.model_card import is_generated, read_card_data, render_model_card, validate_card_data
+from hf_tip.hub.model_card import is_generated, read_card_data, render_model_card, validate_card_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD_DATA = {
@@ -159,7 +159,7 @@ def test_a_users_readme_is_kept_and_a_generated_one_is_refreshed(adapter, tmp_pa
 
 
 def test_template_ships_inside_the_package():
-    template = resources.files("hf_tip") / "model_card_template.md"
+    template = resources.files("hf_tip") / "hub" / "model_card_template.md"
     assert template.is_file() and "{{ card_data }}" in template.read_text(encoding="utf-8")
 
 

@@ -193,7 +193,8 @@ def test_save_load_round_trip_is_exact(adapter, tiny_clip, tmp_path):
     adapter.save_pretrained(tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= names
-    assert {"configuration_tip_adapter.py", "modeling_tip_adapter.py", "cache.py", "features.py", "data.py"} <= names
+    assert {"configuration_tip_adapter.py", "modeling_tip_adapter.py", "cache.py", "features.py", "images.py"} <= names
+    assert "data.py" not in names and "datasets.py" not in names  # dataset checks do not travel with the model
 
     loaded = TipAdapterForImageClassification.from_pretrained(tmp_path)
     pixel_values = _pixels(processor)
@@ -300,8 +301,8 @@ def test_only_the_keys_are_trainable_after_from_pretrained(adapter, tmp_path):
 
 
 def test_search_runs_in_float32_on_a_half_precision_model(adapter):
-    from hf_tip.cache import normalize
-    from hf_tip.search import grid_search
+    from hf_tip.models.cache import normalize
+    from hf_tip.models.search import grid_search
 
     embeds, labels = torch.randn(12, adapter.cache_keys.shape[1]), torch.arange(12) % 3
     half = copy.deepcopy(adapter).to(torch.bfloat16)  # the fixture's CLIP is shared by the session

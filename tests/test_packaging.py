@@ -29,7 +29,7 @@ def test_the_wheel_holds_every_module_and_the_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "hf_tip").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
-    assert {"hf_tip/metrics/accuracy.py", "hf_tip/model_card_template.md"} <= names
+    assert {"hf_tip/metrics/accuracy.py", "hf_tip/hub/model_card_template.md"} <= names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "examples/"))]
 
 
@@ -52,7 +52,7 @@ assert hf_tip.__file__.startswith(sys.argv[1]), hf_tip.__file__
 from transformers import pipeline
 from hf_tip import TipAdapterForImageClassification
 from hf_tip.backbones import random_clip
-from hf_tip.evaluation import load_accuracy
+from hf_tip.pipeline.evaluation import load_accuracy
 import torch
 from PIL import Image
 clip, processor = random_clip("tiny")

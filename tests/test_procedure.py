@@ -1,4 +1,4 @@
-"""hf_tip.procedure.fit_training_free: validation picks α/β, test is read once at the end, the seed reaches the sample."""
+"""hf_tip.pipeline.procedure.fit_training_free: validation picks α/β, test is read once at the end, the seed reaches the sample."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import CLASS_NAMES, make_images
 
-from hf_tip import TipAdapterForImageClassification, procedure
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.pipeline import procedure
 
 
 def _dataset(per_class: int, seed: int):

@@ -16,14 +16,14 @@ import test_hub
 from huggingface_hub import CommitOperationAdd
 from transformers import PreTrainedConfig
 
-from hf_tip.hub import check_saved_folder, missing_files, push_folder, select_upload, stage_upload
-from hf_tip.model_card import (
+from hf_tip.hub.model_card import (
     TipAdapterModelCardData,
     clean_command,
     read_card_data,
     render_model_card,
     write_model_card,
 )
+from hf_tip.hub.push import check_saved_folder, missing_files, push_folder, select_upload, stage_upload
 
 TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"  # token-shaped, fake
 PLAIN_SECRET = "correct-horse-battery-staple"  # a secret that only its flag reveals
@@ -71,7 +71,7 @@ def _hostile_folder(adapter, tmp_path: Path) -> tuple[Path, Path]:
 def test_push_uploads_the_allowlist_only_and_logs_what_it_leaves_out(hub_api, commits, adapter, tmp_path, caplog):
     folder, _ = _hostile_folder(adapter, tmp_path)
     before = len(commits)
-    with caplog.at_level(logging.WARNING, logger="hf_tip.hub"):
+    with caplog.at_level(logging.WARNING, logger="hf_tip.hub.push"):
         push_folder(folder, "hf-tip-tests/hostile")
     assert len(commits) == before + 1
     operations = commits[-1][2]

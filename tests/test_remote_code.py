@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 
 import hf_tip
-from hf_tip import modeling_tip_adapter
+from hf_tip.models import modeling_tip_adapter
 
 # What the copied code may import at module level (transformers checks these before loading remote code).
 ALLOWED = {"torch", "numpy", "PIL", "safetensors", "tqdm", "transformers", "__future__"}
@@ -76,7 +76,7 @@ def _code_files() -> list[Path]:
 
 def test_copied_code_imports_only_what_remote_users_have():
     files = _code_files()
-    assert {f.name for f in files} >= {"configuration_tip_adapter.py", "cache.py", "features.py", "data.py"}
+    assert {f.name for f in files} >= {"configuration_tip_adapter.py", "cache.py", "features.py", "images.py"}
     allowed = ALLOWED | set(sys.stdlib_module_names)
     for file in files:
         extra = set(get_imports(file)) - allowed

@@ -180,7 +180,7 @@ def test_flowers_like_data_is_carved_from_all_images(reproduce, tiny_clip_dir, t
 def test_stanford_cars_classes_are_renamed_year_first():
     """The Hub copies name Stanford Cars' classes "AM General Hummer SUV 2000"; the paper's prompts (CoOp's reader)
     put the year first."""
-    from hf_tip.templates import get_preset
+    from hf_tip.data.templates import get_preset
 
     names = ["AM General Hummer SUV 2000", "Bentley Continental Supersports Conv. Convertible 2012", "no year here"]
     assert get_preset("stanford_cars").clean_class_names(names) == [

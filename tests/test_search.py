@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from hf_tip.cache import normalize, tip_logits
-from hf_tip.search import grid_search, search_grid
+from hf_tip.models.cache import normalize, tip_logits
+from hf_tip.models.search import grid_search, search_grid
 from hf_tip.testing_utils import reference_grid_search
 
 SCALE, STEP = (7.0, 3.0), (12, 6)

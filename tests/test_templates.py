@@ -10,9 +10,7 @@ import torch
 from conftest import CLASS_NAMES
 
 from hf_tip import TipAdapterConfig
-from hf_tip.features import zero_shot_weights
-from hf_tip.procedure import create_adapter, resolve_class_names
-from hf_tip.templates import (
+from hf_tip.data.templates import (
     DEFAULT_TEMPLATES,
     IMAGENET_CLASSNAMES,
     IMAGENET_TEMPLATES,
@@ -21,6 +19,8 @@ from hf_tip.templates import (
     resolve_templates,
     unique_class_names,
 )
+from hf_tip.models.features import zero_shot_weights
+from hf_tip.pipeline.procedure import create_adapter, resolve_class_names
 
 # dataset: (template, init_alpha, search_scale, train epochs), from the paper's table
 PAPER = {

@@ -1,0 +1,1 @@
+"""Where data enters: datasets, image folders, class checks, few-shot sampling and prompt templates."""

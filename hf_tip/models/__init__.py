@@ -1,0 +1,1 @@
+"""The remote-code closure: every file here travels with a saved model (`from .sibling import` only, no sub-folders)."""

@@ -1,0 +1,1 @@
+"""The stages every command composes: encode, fit, search, score, compare."""

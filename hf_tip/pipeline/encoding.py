@@ -1,0 +1,70 @@
+"""Encoding a split once: its features and labels, stored as safetensors keyed by what computed them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..data.datasets import load_images
+from ..models.features import _pixel_batches, encode_batches, feature_dim
+
+
+def backbone_fingerprint(clip) -> str:
+    """A short hash identifying what a CLIP backbone's image tower computes: its config, the dtype and autocast state
+    it runs in, and a strided sample (up to 4096 values) of every one of its weights."""
+    device_type = clip.logit_scale.device.type
+    autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
+    digest = hashlib.sha256(clip.config.vision_config.to_json_string().encode())
+    digest.update(f"{clip.config.model_type}|{feature_dim(clip.config)}|{clip.dtype}|autocast={autocast}".encode())
+    tower = list(clip.vision_model.named_parameters())
+    if getattr(clip, "visual_projection", None) is not None:  # CLIP, Chinese-CLIP, AltCLIP; SigLIP has none
+        tower += list(clip.visual_projection.named_parameters())
+    for name, tensor in tower:
+        flat = tensor.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+        digest.update(f"{name}{tuple(tensor.shape)}".encode() + sample.tobytes())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_dataset(
+    clip,
+    image_processor,
+    dataset,
+    image_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+    show_progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised features [N,D] (float32, CPU) and labels [N] of a `datasets.Dataset` split, through the eval
+    transform of `image_processor` (resize, centre crop, normalise).
+
+    With `cache_dir`, the result is stored as safetensors keyed by the backbone's fingerprint, the dataset's
+    `_fingerprint`, the columns and the image processor's settings, and later calls read it instead of encoding again.
+    """
+    path = None
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    if cache_dir is not None and fingerprint is not None:
+        transform = image_processor.to_json_string() if hasattr(image_processor, "to_json_string") else ""
+        key = f"{backbone_fingerprint(clip)}-{fingerprint}-{image_column}-{label_column}-{transform}"
+        path = Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
+        if path.is_file():
+            stored = load_file(path)
+            return stored["image_embeds"], stored["labels"]
+    images = load_images(dataset, image_column)
+    labels = torch.as_tensor(list(dataset[label_column]), dtype=torch.long)
+    bar = tqdm(total=len(labels), desc="Encoding images", unit="img", disable=not show_progress)
+    embeds = encode_batches(clip, _pixel_batches(images, image_processor, batch_size), progress=bar.update)
+    bar.close()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"image_embeds": embeds.contiguous(), "labels": labels}, tmp)
+        os.replace(tmp, path)  # atomic: concurrent processes never read a half-written file
+    return embeds, labels

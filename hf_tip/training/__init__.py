@@ -1,0 +1,1 @@
+"""The one Accelerate training loop, its arguments and its checkpoint format."""

@@ -1,0 +1,132 @@
+"""What a fine-tuning run trains on: the few-shot set, its augmented views (a feature bank encoded once, or views
+re-encoded online) and the encoded validation / test splits, all sharded across Accelerate processes.
+
+View `v` of image `i` is drawn from `features.view_generator(seed, v, i)` and the order of epoch `e` depends on
+`(seed, e)` only, so 1 and N processes (with the same global batch) see the same features in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from PIL import Image
+
+from ..data.datasets import load_images, remap_labels, sample_few_shot
+from ..models.features import iter_augmented_features
+from ..models.seeding import seeded_permutation
+from ..pipeline import procedure
+from .args import FinetuneConfig
+from .checks import config_label_map
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of the few-shot set in `epoch`: a function of `(seed, epoch)` only (stream `("epoch", epoch)`
+    of `data.shuffle_keys`'s scheme), never of the number of processes."""
+    return seeded_permutation(num_examples, seed, "epoch", epoch)
+
+
+def sample_training_set(model, train_dataset, config: FinetuneConfig) -> tuple[list[Image.Image], torch.Tensor]:
+    """The few-shot images and labels [N] (`num_shots` per class, seeded), in class order, as `build_cache` samples;
+    labels are the model's classes (`config.class_names` maps the dataset's, see `check_dataset`)."""
+    num_shots = config.num_shots or model.config.num_shots
+    class_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    labels = remap_labels(train_dataset[config.label_column], config_label_map(model, config))
+    picked = sample_few_shot(labels.tolist(), num_shots, config.seed, class_names, config.allow_fewer_shots)
+    return load_images(train_dataset.select(picked), config.image_column), labels[picked]
+
+
+def shard(accelerator: Accelerator, items: Sequence[int]) -> list[int]:
+    """This process's contiguous slice of `items` (the first processes take one more when it does not divide)."""
+    with accelerator.split_between_processes(list(items)) as part:
+        return list(part)
+
+
+def gather(accelerator: Accelerator, local: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Concatenate every process's (possibly differently sized) tensor along `dim`, in process order."""
+    if accelerator.num_processes == 1:
+        return local
+    return torch.cat([part.cpu() for part in gather_object([local.cpu()])], dim=dim)
+
+
+def encode_view_bank(
+    accelerator: Accelerator,
+    model,
+    images: Sequence[Image.Image],
+    num_views: int,
+    seed: int = 1,
+    batch_size: int = 64,
+    first_view: int = 0,
+) -> torch.Tensor:
+    r"""
+    Raw image features `[V, N, D]` (float32) of views `first_view .. first_view + num_views - 1` of every image,
+    encoded once: each process encodes a contiguous shard, then all gather. View `v` of image `i` comes from
+    `view_generator(seed, v, i)`, so the bank is the same whatever the number of processes. Views `0..E-1` are the
+    cache's (`build_cache` with `augment_epochs=E`); Tip-Adapter-F trains on a bank with `first_view=E`.
+    """
+    part = shard(accelerator, range(len(images)))
+    local = torch.zeros(num_views, len(part), model.zero_shot_weights.shape[1])
+    views = iter_augmented_features(
+        model.clip, [images[i] for i in part], num_views, *model.image_geometry(), seed=seed,
+        batch_size=batch_size, indices=part, show_progress=accelerator.is_local_main_process, first_epoch=first_view,
+    )  # fmt: skip
+    with accelerator.autocast():
+        for view, start, feats in views:
+            local[view - first_view, start : start + feats.shape[0]] = feats
+    return gather(accelerator, local, dim=1).to(accelerator.device)
+
+
+def encode_views(
+    accelerator: Accelerator,
+    model,
+    images: Sequence[Image.Image],
+    indices: Sequence[int],
+    view: int,
+    seed: int = 1,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Raw image features `[b, D]` of view `view` of `images[i]` for `i` in `indices` (the bank's views)."""
+    views = iter_augmented_features(
+        model.clip, [images[i] for i in indices], 1, *model.image_geometry(), seed=seed, batch_size=batch_size,
+        indices=indices, show_progress=False, first_epoch=view,
+    )  # fmt: skip
+    with accelerator.autocast():
+        parts = [feats for _, _, feats in views]
+    out = torch.cat(parts) if parts else torch.zeros(0, model.zero_shot_weights.shape[1])
+    return out.to(accelerator.device)
+
+
+def encode_split(
+    accelerator: Accelerator, model, dataset, config: FinetuneConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised features [N,D] and labels [N] of a split (eval transform, `procedure.encode_split`), sharded
+    across processes and gathered; on the accelerator's device."""
+    part = shard(accelerator, range(len(dataset)))
+    embeds, labels = torch.zeros(0, model.zero_shot_weights.shape[1]), torch.zeros(0, dtype=torch.long)
+    if part:
+        with accelerator.autocast():
+            embeds, labels = procedure.encode_split(
+                model,
+                dataset.select(part),
+                image_column=config.image_column,
+                label_column=config.label_column,
+                feature_cache_dir=config.feature_cache_dir,
+                batch_size=config.encode_batch_size,
+                show_progress=accelerator.is_local_main_process,
+                label_map=config_label_map(model, config),
+            )
+    device = accelerator.device
+    return gather(accelerator, embeds).to(device), gather(accelerator, labels).to(device)
+
+
+__all__ = [
+    "encode_split",
+    "encode_view_bank",
+    "encode_views",
+    "epoch_order",
+    "gather",
+    "sample_training_set",
+    "shard",
+]
