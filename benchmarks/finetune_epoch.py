@@ -20,15 +20,15 @@ import time
 import torch
 from accelerate import Accelerator
 from harness import Row, base_parser, environment, random_images, report, seconds, setup, summary, time_interleaved
+
+from hf_tip import TipAdapterForImageClassification
+from hf_tip.backbones import random_clip
 from hf_tip.training.trainer import (
     FinetuneConfig,
     create_optimizer_and_scheduler,
     encode_view_bank,
     train_epoch,
 )
-
-from hf_tip import TipAdapterForImageClassification
-from hf_tip.backbones import random_clip
 
 TARGET = 20.0
 # tiny sizes for smoke tests and `run_all.py --quick`: runs in seconds, measures nothing meaningful

@@ -15,11 +15,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hf_tip.data.datasets import sample_few_shot
 from playwright.sync_api import sync_playwright
 
 from hf_tip import TipAdapterForImageClassification
 from hf_tip.cli.demo import CLASS_FOLDERS, textile_dataset, textile_root
+from hf_tip.data.datasets import sample_few_shot
 
 DOCS = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

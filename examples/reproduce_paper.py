@@ -39,13 +39,13 @@ from pathlib import Path
 
 import torch
 from datasets import ClassLabel, DatasetDict, concatenate_datasets
+from transformers import AutoModel, AutoProcessor
+
+from hf_tip import CompareConfig, compare_methods
 from hf_tip.data.datasets import dataset_class_names, stratified_split
 from hf_tip.data.loading import load_image_dataset
 from hf_tip.data.templates import get_preset
 from hf_tip.hub.redact import redact_command
-from transformers import AutoModel, AutoProcessor
-
-from hf_tip import CompareConfig, compare_methods
 from hf_tip.pipeline.compare import METHOD_LABELS, METHODS, TIP_FAMILY
 from hf_tip.pipeline.procedure import subsample
 

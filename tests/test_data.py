@@ -14,8 +14,8 @@ from datasets import Image as ImageFeature
 
 from hf_tip.data.datasets import check_columns, dataset_class_names, sample_few_shot
 from hf_tip.data.loading import load_image_dataset, require_split
-from hf_tip.pipeline import encoding as features_module
 from hf_tip.models.seeding import shuffle_keys
+from hf_tip.pipeline import encoding as features_module
 from hf_tip.pipeline.encoding import encode_dataset
 
 LABELS = [c for c in range(3) for _ in range(10)] + [0, 2, 1, 0]  # 12 / 11 / 11 examples
