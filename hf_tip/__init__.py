@@ -14,7 +14,7 @@ from .models.modeling_tip_adapter import TipAdapterForImageClassification
 from .models.modeling_tip_x import TipXForImageClassification
 from .models.modeling_zero_shot import ZeroShotForImageClassification
 from .pipeline.compare import CompareConfig, ComparisonResult, compare_methods
-from .training.args import TIP_ADAPTER_F_RECIPE
+from .training.args import CLIP_ADAPTER_RECIPE, TIP_ADAPTER_F_RECIPE
 
 __version__ = "0.2.0"
 
@@ -63,6 +63,7 @@ register_method(
     label="CLIP-Adapter",
     paper="https://arxiv.org/abs/2110.04544",
     trains=True,
+    recipe=CLIP_ADAPTER_RECIPE,
 )
 register_method(
     "tip-adapter",

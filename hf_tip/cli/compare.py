@@ -64,7 +64,11 @@ class CompareArguments:
     )
     augment_epochs: int = field(default=10, metadata=_help("Augmented views per few-shot image (training-free)."))
     num_train_views: int | None = field(
-        default=None, metadata=_help("Further views the trained heads train on (default: --augment_epochs).")
+        default=None,
+        metadata=_help(
+            "Further views the trained heads train on (default: each method's recipe: CLIP-Adapter 10, "
+            "Tip-Adapter-F --augment_epochs)."
+        ),
     )
     num_train_epochs: int | None = field(
         default=None, metadata=_help("Epochs of the trained heads (default: each method's recipe).")

@@ -14,6 +14,7 @@ from transformers import AutoModelForImageClassification
 from ..data.datasets import check_dataset
 from ..data.loading import require_split
 from ..models.modeling_zero_shot import ZeroShotForImageClassification
+from ..pipeline.evaluation import EVAL_SUBSAMPLE_SEED
 from ..pipeline.procedure import encode_split, score, subsample
 from .arguments import ComputeArguments, DataArguments, load_dataset_from_args
 from .common import resolve_device
@@ -30,7 +31,11 @@ class EvaluateArguments:
 
     model_name_or_path: str = field(metadata={"help": "A saved Tip-Adapter: a local folder or a Hub repo id."})
     split: str = field(default="test", metadata={"help": "The split to score."})
-    seed: int = field(default=1, metadata={"help": "Seeds the --max_eval_samples subset."})
+    seed: int = field(
+        default=EVAL_SUBSAMPLE_SEED,
+        metadata={"help": "Seeds the --max_eval_samples subset (default: the one every command uses, so that build, "
+                  "compare and evaluate score the same rows)."},
+    )  # fmt: skip
     feature_cache_dir: str | None = field(
         default=None, metadata={"help": "Store the split's features here and reuse them on reruns."}
     )

@@ -30,6 +30,7 @@ from transformers import HfArgumentParser
 
 from ..hub.redact import redact_command
 from ..training.args import FinetuneConfig
+from .arguments import check_fraction
 
 logger = logging.getLogger(__name__)
 PROGRAM = "hf-tip finetune"
@@ -59,6 +60,11 @@ class FinetuneScriptArguments:
     train_dir: str | None = field(default=None, metadata={"help": "An imagefolder (one sub-folder per class)."})
     validation_dir: str | None = field(default=None, metadata={"help": "An imagefolder for validation."})
     test_dir: str | None = field(default=None, metadata={"help": "An imagefolder for the final test (read once)."})
+    train_val_split: float | None = field(
+        default=None,
+        metadata={"help": "Without a validation split, carve this fraction of each class of the train split into one "
+                  "(stratified and seeded, as `hf-tip build --train_val_split`), e.g. 0.2.", "metavar": "FRACTION"},
+    )  # fmt: skip
     template_set: str | None = field(
         default=None,
         metadata={"help": "The paper's settings for one of its datasets (eurosat, imagenet, ...): names, templates, "
@@ -95,6 +101,8 @@ def parse_args(argv: list[str]) -> tuple[FinetuneScriptArguments, FinetuneConfig
         raise ValueError("Pass `--dataset_name` or `--train_dir` / `--validation_dir`.")
     if not config.output_dir:
         raise ValueError("Pass `--output_dir`: where the model, its results and checkpoints go.")
+    if script.train_val_split is not None:
+        check_fraction(script.train_val_split, "--train_val_split")
     for name in ("search_scale", "search_step"):
         value = getattr(script, name)
         if value is not None and len(value) != 2:
@@ -190,6 +198,7 @@ def train(script: FinetuneScriptArguments, config: FinetuneConfig) -> dict:
             dataset = load_image_dataset(
                 config.dataset_name, script.dataset_config_name, script.train_dir, script.validation_dir,
                 script.test_dir, image_column=config.image_column, label_column=config.label_column,
+                train_val_split=script.train_val_split,
             )  # fmt: skip
         require_split(dataset, "train", "--train_dir")
         require_split(dataset, "validation", "--validation_dir")

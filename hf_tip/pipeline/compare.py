@@ -54,17 +54,6 @@ METHOD_LABELS = {
     "tip-x": "TIP-X",
     "gda": "GDA",
 }
-# `FinetuneConfig` field -> the names a method's config may give it (CLIP-Adapter: `num_epochs`, `batch_size`, ...)
-RECIPE_FIELDS = {
-    "num_train_epochs": ("num_train_epochs", "num_epochs"),
-    "per_device_train_batch_size": ("per_device_train_batch_size", "batch_size"),
-    "learning_rate": ("learning_rate",),
-    "optimizer": ("optimizer",),
-    "weight_decay": ("weight_decay",),
-    "momentum": ("momentum",),
-    "warmup_epochs": ("warmup_epochs",),
-    "warmup_learning_rate": ("warmup_learning_rate", "warmup_lr"),
-}
 # the methods that take a preset's Tip-Adapter settings (initial alpha/beta, grid)
 TIP_FAMILY = ("tip-adapter", "tip-adapter-f")
 
@@ -108,7 +97,7 @@ class CompareConfig:
         augment_epochs (`int`, *optional*, defaults to `10`): augmented views of each few-shot image that the
             training-free heads fit on (Tip-Adapter averages them into its keys).
         num_train_views (`int`, *optional*): views `augment_epochs ..` in the feature bank the trained heads train on
-            (default: `augment_epochs`).
+            (default: each method's recipe, `num_augmented_views`: CLIP-Adapter 10; Tip-Adapter-F `augment_epochs`).
         num_train_epochs (`int`, *optional*): epochs of every trained head (default: each method's recipe).
         template_set (`str`, *optional*): a dataset preset of `hf_tip.data.templates` (templates, class renames,
             Tip-Adapter's initial α/β and grid, Tip-Adapter-F's epochs).
@@ -177,6 +166,8 @@ class MethodRun:
         hyperparameters (`dict`): what was chosen on validation (`alpha`, `beta`, `gamma`, `C`, ..., the best epoch).
         fit_seconds (`float`): wall time of fit, search and training (the shared encoding excluded).
         model_dir (`str`, *optional*): where the model was saved.
+        recipe (`dict`, *optional*): a trained head's resolved training recipe (batch size per process, views,
+            learning rate, epochs, optimizer, schedule), as `hf-tip finetune` records it; `None` when training-free.
     """
 
     method: str
@@ -187,6 +178,7 @@ class MethodRun:
     hyperparameters: dict[str, Any]
     fit_seconds: float
     model_dir: str | None = None
+    recipe: dict[str, Any] | None = None
 
 
 @dataclass
@@ -312,7 +304,7 @@ def encode_eval_splits(base, dataset, config: CompareConfig) -> dict[str, tuple[
 
     out = {}
     for split in ("validation", "test"):
-        part = subsample(dataset[split], config.max_eval_samples, seed=0)
+        part = subsample(dataset[split], config.max_eval_samples)
         out[split] = encode_split(
             base,
             part,
@@ -375,47 +367,55 @@ def _chosen(searched: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def fit_method(method, base, views, labels, val, seed, shots, config, preset, accelerator=None):
     """One run's model: fit on the first `augment_epochs` views, search on validation, and for a trained head train
-    on the later views (`train_head`). Returns `(model, hyperparameters)`."""
+    on the later views (`train_head`). Returns `(model, hyperparameters, recipe)` (`recipe`: the resolved training
+    recipe's record, `None` for a training-free head)."""
     model = new_model(method, base, **method_kwargs(method, config, preset))
     start_ab = (model.config.alpha, model.config.beta) if hasattr(model, "cache_keys") else None
     device = model.zero_shot_weights.device
     fit_views = views[: config.augment_epochs].to(device)
     model.fit(fit_views, labels.to(device), num_shots=shots, seed=seed)
     chosen = _chosen(model.search_hyperparameters(*[t.to(device) for t in val]))
-    if METHODS[method][1]:
-        bank = views[config.augment_epochs :].to(device)
-        chosen = train_head(model, bank, labels.to(device), val, seed, config, preset, accelerator, start_ab)
-    return model, chosen
+    if not METHODS[method][1]:
+        return model, chosen, None
+    recipe = training_recipe(model, seed, config, preset)
+    bank = views[config.augment_epochs : config.augment_epochs + recipe.num_augmented_views].to(device)
+    chosen = train_head(model, bank, labels.to(device), val, recipe, config, accelerator, start_ab)
+    return model, chosen, recipe.recipe()
 
 
-def training_recipe(model, seed: int, num_train_epochs: int | None):
-    """The training module's `FinetuneConfig` for a trained head: the recipe its config states (CLIP-Adapter's
-    `optimizer`, `learning_rate`, `num_epochs`, `batch_size`, warm-up, cosine per epoch), else Tip-Adapter-F's."""
-    from ..training.trainer import FinetuneConfig
-
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    values: dict[str, Any] = {"seed": seed}
-    for field_name, names in RECIPE_FIELDS.items():
-        found = [getattr(model.config, n) for n in names if getattr(model.config, n, None) is not None]
-        if found and field_name in fields:
-            values[field_name] = found[0]
-    if getattr(model.config, "lr_scheduler", None) == "cosine" and "lr_scheduler_unit" in fields:
-        values["lr_scheduler_unit"] = "epoch"  # CLIP-Adapter's (CoOp's) cosine is stepped once per epoch
-    if num_train_epochs is not None:
-        values["num_train_epochs"] = num_train_epochs
-    return FinetuneConfig(**values).resolve(model)
-
-
-def train_head(model, bank, labels, val, seed, config, preset, accelerator, start_ab) -> dict[str, Any]:
-    """Train the head's enabled parameters on the feature bank `[V,N,D]` with the training module's loop (the
-    method's optimiser recipe), keep the first best validation epoch, then search the hyper-parameters again on
-    validation. Tip-Adapter-F trains at the initial α/β, as the paper does."""
-    from ..training.trainer import create_optimizer_and_scheduler, train_epoch
+def training_recipe(model, seed: int, config: CompareConfig, preset: DatasetPreset | None):
+    """The [`FinetuneConfig`] a trained head trains with, resolved as `hf-tip finetune` resolves it
+    ([`FinetuneConfig.resolve`]: the model config's values, else the method's registered recipe): the same batch,
+    views, optimizer and schedule in both commands. `--num_train_epochs` / `--num_train_views` override it; without
+    them a preset's Tip-Adapter-F epochs apply, and Tip-Adapter-F trains on as many views as its cache has."""
+    from ..training.args import FinetuneConfig
 
     epochs = config.num_train_epochs
     if epochs is None and preset is not None and hasattr(model, "cache_keys"):
         epochs = preset.train_epochs  # Tip-Adapter-F's epochs on this dataset (EuroSAT: 100)
-    recipe = training_recipe(model, seed, epochs)
+    recipe = FinetuneConfig(seed=seed, num_train_epochs=epochs, num_augmented_views=config.num_train_views)
+    recipe = recipe.resolve(model)
+    if recipe.num_augmented_views is None:
+        recipe = dataclasses.replace(recipe, num_augmented_views=config.augment_epochs)
+    return recipe
+
+
+def train_views(method: str, config: CompareConfig, preset: DatasetPreset | None) -> int:
+    """The views after the cache's that a trained method's bank needs (its resolved recipe's)."""
+    from types import SimpleNamespace
+
+    from ..methods import get_method
+
+    stand_in = SimpleNamespace(config=get_method(method).config_class(**method_kwargs(method, config, preset)))
+    return training_recipe(stand_in, 1, config, preset).num_augmented_views
+
+
+def train_head(model, bank, labels, val, recipe, config, accelerator, start_ab) -> dict[str, Any]:
+    """Train the head's enabled parameters on the feature bank `[V,N,D]` with the training module's loop and the
+    resolved `recipe` ([`training_recipe`]), keep the first best validation epoch, then search the hyper-parameters
+    again on validation. Tip-Adapter-F trains at the initial α/β, as the paper does."""
+    from ..training.trainer import create_optimizer_and_scheduler, train_epoch
+
     model.enable_training()
     if start_ab is not None:
         model.config.alpha, model.config.beta = start_ab
@@ -425,8 +425,8 @@ def train_head(model, bank, labels, val, seed, config, preset, accelerator, star
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     best = (-1.0, -1, {n: p.detach().clone() for n, p in trained.items()})
     for epoch in range(recipe.num_train_epochs):
-        train_epoch(accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=batch, seed=seed,
-                    feature_bank=bank, first_view=config.augment_epochs)  # fmt: skip
+        train_epoch(accelerator, model, optimizer, scheduler, labels, epoch, train_batch_size=batch,
+                    seed=recipe.seed, feature_bank=bank, first_view=config.augment_epochs)  # fmt: skip
         value = _accuracy(model, *val)
         if value > best[0]:  # the first best epoch wins
             best = (value, epoch, {n: p.detach().clone() for n, p in trained.items()})
@@ -502,10 +502,10 @@ def _accelerator(base):
 
 def _run_seed(base, train, seed, splits, config, accelerator, bar) -> tuple[list[MethodRun], float]:
     """Every (shots, method) run of one seed on its views, encoded once; returns the runs and their fit seconds."""
-    trained = any(METHODS[m][1] for m in config.methods)
-    num_views = config.augment_epochs + ((config.num_train_views or config.augment_epochs) if trained else 0)
-    picked, views, labels = encode_few_shot_views(base, train, seed, config, num_views)
     preset = get_preset(config.template_set) if config.template_set else None
+    trained = [train_views(m, config, preset) for m in config.methods if METHODS[m][1]]
+    num_views = config.augment_epochs + max(trained, default=0)
+    picked, views, labels = encode_few_shot_views(base, train, seed, config, num_views)
     names = [base.config.id2label[i] for i in range(base.num_classes)]
     train_labels = remap_labels(train[config.label_column], config.label_map).tolist()
     runs, seconds = [], 0.0
@@ -514,7 +514,7 @@ def _run_seed(base, train, seed, splits, config, accelerator, bar) -> tuple[list
         for method in config.methods:
             bar.set_postfix(method=method, shots=shots, seed=seed)
             started = time.perf_counter()
-            model, chosen = fit_method(
+            model, chosen, recipe = fit_method(
                 method, base, views[:, positions], labels[positions], splits["validation"], seed, shots, config,
                 preset, accelerator,
             )  # fmt: skip
@@ -523,7 +523,7 @@ def _run_seed(base, train, seed, splits, config, accelerator, bar) -> tuple[list
             run = MethodRun(
                 method=method, seed=seed, num_shots=shots, test_accuracy=_accuracy(model, *splits["test"]),
                 validation_accuracy=_accuracy(model, *splits["validation"]), hyperparameters=chosen,
-                fit_seconds=elapsed,
+                fit_seconds=elapsed, recipe=recipe,
             )  # fmt: skip
             if config.save_models_dir is not None:
                 run.model_dir = os.path.join(config.save_models_dir, method, f"shots{shots}-seed{seed}")

@@ -9,6 +9,9 @@ import evaluate
 import torch
 
 METRICS_DIR = Path(__file__).parents[1] / "metrics"
+# The seed of every evaluation subsample (`--max_eval_samples`): build, compare, evaluate and fine-tuning score the
+# same validation / test rows whatever the run's few-shot `--seed`.
+EVAL_SUBSAMPLE_SEED = 0
 
 
 @cache

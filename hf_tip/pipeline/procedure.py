@@ -38,7 +38,7 @@ from ..models.names import check_class_names
 from ..models.search import check_search_grid
 from ..models.seeding import shuffle_keys
 from .encoding import encode_dataset
-from .evaluation import compute_accuracy
+from .evaluation import EVAL_SUBSAMPLE_SEED, compute_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class TrainingFreeResult:
 
 
 # ------------------------------------------------------------------------------------------------------- steps
-def subsample(split, max_samples: int | None, seed: int = 1, name: str = "max_samples"):
+def subsample(split, max_samples: int | None, seed: int = EVAL_SUBSAMPLE_SEED, name: str = "max_samples"):
     """At most `max_samples` rows of a `datasets.Dataset`, picked by a seeded shuffle and kept in their order; a
     `ValueError` naming `name` (the caller's argument or flag) when `max_samples < 1`."""
     if max_samples is None:
@@ -292,13 +292,12 @@ def prepare_dataset(
     label_column: str = "label",
     class_mapping: dict[str, str] | Sequence[str] | None = None,
     max_eval_samples: int | None = None,
-    seed: int = 1,
 ):
     r"""
     Data entry of [`fit_training_free`]: the one dataset check ([`~data.check_dataset`]), before any work. Requires
     `train` and `validation` splits with the two columns and at least one row each, with the same classes in every
     split, matched to the model's `class_names` by name (or by `class_mapping`); then keeps at most
-    `max_eval_samples` (seeded) rows of `validation` and `test`.
+    `max_eval_samples` rows of `validation` and `test` (seeded by [`EVAL_SUBSAMPLE_SEED`], as every command).
 
     Returns:
         `(dataset, label_map)`: the `datasets.DatasetDict` the pipeline reads, and the model's class index of each
@@ -315,7 +314,7 @@ def prepare_dataset(
     splits = dict(dataset.items())
     for name in ("validation", "test"):
         if name in splits:
-            splits[name] = subsample(splits[name], max_eval_samples, seed, name="max_eval_samples")
+            splits[name] = subsample(splits[name], max_eval_samples, name="max_eval_samples")
     return type(dataset)(splits), label_map
 
 
@@ -486,15 +485,15 @@ def fit_training_free(
         dataset (`datasets.DatasetDict`): `train` and `validation` splits (and usually `test`) with an image and an
             integer label column.
         num_shots (`int`, *optional*, defaults to 16): examples per class in the cache.
-        seed (`int`, *optional*, defaults to 1): seeds the few-shot sampling, the augmentations and the
-            `max_eval_samples` subsets.
+        seed (`int`, *optional*, defaults to 1): seeds the few-shot sampling and the augmentations (the
+            `max_eval_samples` subsets are seeded by [`~evaluation.EVAL_SUBSAMPLE_SEED`], as in every command).
         augment_epochs (`int`, *optional*): augmented views per cache image; defaults to the model config's.
         image_column, label_column (`str`, *optional*): column names.
         feature_cache_dir (`str`, *optional*): where validation/test features are stored as safetensors and reused.
         search_scale (`tuple[float, float]`, *optional*): `(beta_max, alpha_max)`; defaults to the config's.
         search_step (`tuple[int, int]`, *optional*): `(n_beta, n_alpha)`; defaults to the config's.
         allow_fewer_shots (`bool`, *optional*): take what there is for classes with fewer than `num_shots` examples.
-        max_eval_samples (`int`, *optional*): score on at most this many (seeded) validation and test rows each.
+        max_eval_samples (`int`, *optional*): score on at most this many validation and test rows each.
         batch_size (`int`, *optional*, defaults to 64): images per forward pass when encoding.
         show_progress (`bool`, *optional*, defaults to `True`): tqdm bars while encoding.
         dataset_name (`str`, *optional*): recorded in the results and the model card.
@@ -511,7 +510,7 @@ def fit_training_free(
         check_search_grid(search_scale or defaults[0], search_step or defaults[1])
     dataset, label_map = prepare_dataset(
         dataset, [model.config.id2label[i] for i in range(model.config.num_labels)], image_column=image_column,
-        label_column=label_column, class_mapping=class_mapping, max_eval_samples=max_eval_samples, seed=seed,
+        label_column=label_column, class_mapping=class_mapping, max_eval_samples=max_eval_samples,
     )  # fmt: skip
     columns = {"image_column": image_column, "label_column": label_column, "label_map": label_map}
     encode = dict(columns, feature_cache_dir=feature_cache_dir, batch_size=batch_size, show_progress=show_progress)

@@ -14,9 +14,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-# Tip-Adapter-F's recipe (the paper's reference code): what a `None` recipe field means for a model whose config does
-# not set it.
+# Tip-Adapter-F's recipe (the paper's reference code), registered as `tip-adapter-f`'s `Method.recipe`; also what a
+# `None` recipe field means for a trained method whose recipe does not state it.
 TIP_ADAPTER_F_RECIPE = {
+    "per_device_train_batch_size": 256,
     "num_train_epochs": 20,
     "learning_rate": 1e-3,
     "optimizer": "adamw",
@@ -26,6 +27,38 @@ TIP_ADAPTER_F_RECIPE = {
     "momentum": 0.9,
     "warmup_learning_rate": 1e-5,
 }
+# CLIP-Adapter's recipe (gaopengcuhk/CLIP-Adapter on CoOp's Dassl trainer, configs/trainers/CoOp/*.yaml): SGD momentum
+# 0.9, lr 2e-3, weight decay 5e-4, batch 32, 200 epochs, cosine stepped per epoch after 1 constant warm-up epoch at
+# 1e-5; the reference draws fresh augmented views every epoch, here a bank of 10 views (as `hf-tip compare` trains).
+CLIP_ADAPTER_RECIPE = {
+    "per_device_train_batch_size": 32,
+    "num_augmented_views": 10,
+    "num_train_epochs": 200,
+    "learning_rate": 2e-3,
+    "optimizer": "sgd",
+    "weight_decay": 5e-4,
+    "momentum": 0.9,
+    "warmup_epochs": 1,
+    "warmup_learning_rate": 1e-5,
+    "lr_scheduler_unit": "epoch",
+}
+# `FinetuneConfig` recipe field -> the names a method's config may state it by (CLIP-Adapter: `batch_size`, ...). A
+# value the model's config states wins over its method's registered recipe; a flag wins over both.
+RECIPE_FIELDS = {
+    "per_device_train_batch_size": ("per_device_train_batch_size", "batch_size"),
+    "num_augmented_views": ("num_augmented_views",),
+    "num_train_epochs": ("num_train_epochs", "num_epochs"),
+    "learning_rate": ("learning_rate",),
+    "optimizer": ("optimizer",),
+    "weight_decay": ("weight_decay",),
+    "momentum": ("momentum",),
+    "warmup_epochs": ("warmup_epochs",),
+    "warmup_learning_rate": ("warmup_learning_rate", "warmup_lr"),
+    "lr_scheduler_unit": ("lr_scheduler_unit",),
+}
+# What the results JSON of every training run records as the recipe it resolved.
+RECORDED_RECIPE = (*RECIPE_FIELDS, "adam_epsilon", "online_augmentation")
+DEFAULT_NUM_SHOTS = 16  # a model that states no `num_shots` (CLIP-Adapter) samples this many per class
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULER_UNITS = ("step", "epoch")
 
@@ -50,8 +83,8 @@ class FinetuneConfig:
     ```python
     >>> from hf_tip.training.args import FinetuneConfig
     >>> config = FinetuneConfig(num_shots=16, num_train_epochs=100, output_dir="tip-f", checkpointing_steps="epoch")
-    >>> config.adam_epsilon, config.per_device_train_batch_size
-    (0.0001, 256)
+    >>> config.adam_epsilon, config.per_device_train_batch_size  # None: the method's (Tip-Adapter-F 256)
+    (0.0001, None)
     ```
     """
 
@@ -82,8 +115,12 @@ class FinetuneConfig:
         default=None,
         metadata=_help("Cosine over all steps (step: Tip-Adapter-F) or stepped once per epoch (epoch: CoOp's)."),
     )
-    per_device_train_batch_size: int = field(
-        default=256, metadata=_help("Examples per process and step; the global batch is this x processes (256).")
+    per_device_train_batch_size: int | None = field(
+        default=None,
+        metadata=_help(
+            "Examples per process and step; the global batch is this x processes (default: the method's; "
+            "Tip-Adapter-F 256, CLIP-Adapter 32)."
+        ),
     )
     seed: int | None = field(
         default=None,
@@ -97,7 +134,11 @@ class FinetuneConfig:
         default=False, metadata=_help("Re-encode fresh views at every step (the paper's loop), not a feature bank.")
     )
     num_augmented_views: int | None = field(
-        default=None, metadata=_help("Views per image in the feature bank (default: the model's augment_epochs).")
+        default=None,
+        metadata=_help(
+            "Views per image in the feature bank (default: the method's; CLIP-Adapter 10, Tip-Adapter-F the model's "
+            "augment_epochs)."
+        ),
     )
     augment_epochs: int | None = field(
         default=None, metadata=_help("Views averaged into each key when the model's cache is built first.")
@@ -128,9 +169,14 @@ class FinetuneConfig:
     command: str | None = field(default=None, metadata=_help(argparse.SUPPRESS))
 
     def __post_init__(self):
-        for name in ("per_device_train_batch_size", "encode_batch_size"):
-            _check_positive_int(name, getattr(self, name))
-        for name in ("num_train_epochs", "num_shots", "num_augmented_views", "augment_epochs"):
+        _check_positive_int("encode_batch_size", self.encode_batch_size)
+        for name in (
+            "per_device_train_batch_size",
+            "num_train_epochs",
+            "num_shots",
+            "num_augmented_views",
+            "augment_epochs",
+        ):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
         if self.warmup_epochs is not None and (not _is_int(self.warmup_epochs) or self.warmup_epochs < 0):
@@ -155,15 +201,41 @@ class FinetuneConfig:
             raise ValueError("`checkpointing_steps` and `resume_from_checkpoint` need an `output_dir`.")
 
     def resolve(self, model=None) -> FinetuneConfig:
-        """A copy whose recipe fields left at `None` hold the method's values: the model config's field of the same
-        name when it has one, else Tip-Adapter-F's ([`TIP_ADAPTER_F_RECIPE`])."""
+        """A copy whose recipe fields left at `None` hold the trained method's values: the model config's field of
+        the same name (or its alias, [`RECIPE_FIELDS`]) when it states one, else the method's registered
+        `Method.recipe` ([`trained_method`]), else Tip-Adapter-F's ([`TIP_ADAPTER_F_RECIPE`]); `num_shots` left at
+        `None` takes the model's (else 16)."""
         model_config = getattr(model, "config", None)
+        recipe = {**TIP_ADAPTER_F_RECIPE, **(trained_method(model).recipe if model is not None else {})}
         values = {}
-        for name, default in TIP_ADAPTER_F_RECIPE.items():
-            if getattr(self, name) is None:
-                from_model = getattr(model_config, name, None)
-                values[name] = from_model if from_model is not None else default
+        for name, aliases in RECIPE_FIELDS.items():
+            if getattr(self, name) is not None:
+                continue
+            stated = [getattr(model_config, a) for a in aliases if getattr(model_config, a, None) is not None]
+            if stated:
+                values[name] = stated[0]
+            elif recipe.get(name) is not None:
+                values[name] = recipe[name]
+        if self.num_shots is None:
+            values["num_shots"] = getattr(model_config, "num_shots", None) or DEFAULT_NUM_SHOTS
         return replace(self, **values)
+
+    def recipe(self) -> dict:
+        """The recipe this (resolved) run trains with, as every results JSON records it: batch size per process,
+        views, learning rate, epochs, optimizer, schedule ([`RECORDED_RECIPE`])."""
+        return {name: getattr(self, name) for name in RECORDED_RECIPE}
+
+
+def trained_method(model):
+    """The registered method that trains `model` (`tip-adapter-f` for a Tip-Adapter, `clip-adapter`, a plugin's):
+    the first method with `trains=True` for its `model_type`."""
+    from ..methods import methods_for_model_type
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None) or ""
+    trained = [m for m in methods_for_model_type(model_type) if m.trains]
+    if not trained:
+        raise ValueError(f"No registered method trains a {model_type!r} model (register one with `trains=True`).")
+    return trained[0]
 
 
 def _is_int(value) -> bool:
@@ -188,4 +260,13 @@ def _check_number(name: str, value, positive: bool) -> None:
         raise ValueError(f"`{name}` must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}.")
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULER_UNITS", "TIP_ADAPTER_F_RECIPE", "FinetuneConfig"]
+__all__ = [
+    "CLIP_ADAPTER_RECIPE",
+    "OPTIMIZERS",
+    "RECIPE_FIELDS",
+    "RECORDED_RECIPE",
+    "SCHEDULER_UNITS",
+    "TIP_ADAPTER_F_RECIPE",
+    "FinetuneConfig",
+    "trained_method",
+]

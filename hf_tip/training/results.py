@@ -107,6 +107,7 @@ def final_results(accelerator, model, dataset, config: FinetuneConfig, run, trai
         "augmentation": signature["augmentation"], "first_training_view": run.first_view,
         "optimizer": config.optimizer, "learning_rate": config.learning_rate, "trained": signature["trained"],
         "best_epoch": state.best_epoch, "keys_identical_across_processes": True, "history": state.history,
+        "recipe": config.recipe(),
     }  # fmt: skip
     if training_free is not None:
         results.update(
