@@ -119,7 +119,7 @@ def test_finetune_output_dir_that_cannot_be_written_fails_before_any_work(tmp_pa
     """Fine-tuning had its own writability check (`os.access`, which says yes to root everywhere, and to a path
     under a file): it passed, and the run failed only when saving. It now makes the one check the commands make."""
     from hf_tip.training.args import FinetuneConfig
-    from hf_tip.training.checks import check_output_dir
+    from hf_tip.training.trainer import check_output_dir
 
     if where == "under_a_file":
         (tmp_path / "a_file").write_text("mine")

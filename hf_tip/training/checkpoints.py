@@ -26,6 +26,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .args import FinetuneConfig
+
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 TENSORS_FILE = "training_state.safetensors"
@@ -64,6 +66,21 @@ def check_no_pickles(folder: str | os.PathLike) -> None:
             "them (a pickle can run code). Resume only from checkpoints written by this version (safetensors + JSON), "
             "or start again without `--resume_from_checkpoint`."
         )
+
+
+# ----------------------------------------------------------------------------------------------------- signature
+def signature(config: FinetuneConfig, model, num_examples: int, train_batch_size: int, first_view: int, views) -> dict:
+    """The settings a resumed run must share with the checkpoint's."""
+    return {
+        "num_examples": num_examples, "train_batch_size": train_batch_size,
+        "num_train_epochs": config.num_train_epochs, "seed": config.seed, "learning_rate": config.learning_rate,
+        "alpha": config.alpha, "beta": config.beta,
+        "augmentation": "online" if config.online_augmentation else f"bank of {views} views",
+        "first_training_view": first_view, "optimizer": config.optimizer, "weight_decay": config.weight_decay,
+        "adam_epsilon": config.adam_epsilon, "momentum": config.momentum, "warmup_epochs": config.warmup_epochs,
+        "warmup_learning_rate": config.warmup_learning_rate, "lr_scheduler_unit": config.lr_scheduler_unit,
+        "trained": sorted(trained_named_parameters(model)),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------- save
@@ -224,5 +241,6 @@ __all__ = [
     "load_checkpoint",
     "restore",
     "save_checkpoint",
+    "signature",
     "trained_named_parameters",
 ]

@@ -1,8 +1,10 @@
-"""What a fine-tuning run trains on: the few-shot set, its augmented views (a feature bank encoded once, or views
-re-encoded online) and the encoded validation / test splits, all sharded across Accelerate processes.
+"""The pipeline's stages sharded across Accelerate processes (what `hf-tip finetune` composes): the few-shot sample,
+its augmented views (a feature bank encoded once, or one view of a batch re-encoded online), a split's features and
+the training-free fit a trained Tip-Adapter starts from. Each process encodes a contiguous shard, then all gather.
 
-View `v` of image `i` is drawn from `features.view_generator(seed, v, i)` and the order of epoch `e` depends on
-`(seed, e)` only, so 1 and N processes (with the same global batch) see the same features in the same order.
+View `v` of image `i` is drawn from `features.view_generator(seed, v, i)`, so 1 and N processes encode the same
+features. The single-process stages are in [`~pipeline.procedure`]; these call them (`encode_split`, `sample_few_shot`,
+`model.fit`) on a shard instead of copying them.
 """
 
 from __future__ import annotations
@@ -11,21 +13,30 @@ from collections.abc import Sequence
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.logging import get_logger
+from accelerate.utils import broadcast, broadcast_object_list, gather_object
 from PIL import Image
 
+from ..data import datasets as data
 from ..data.datasets import load_images, remap_labels, sample_few_shot
 from ..models.features import iter_augmented_features
-from ..models.seeding import seeded_permutation
-from ..pipeline import procedure
-from .args import FinetuneConfig
-from .checks import config_label_map
+from ..training.args import FinetuneConfig
+from . import procedure
+
+logger = get_logger(__name__)
 
 
-def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled order of the few-shot set in `epoch`: a function of `(seed, epoch)` only (stream `("epoch", epoch)`
-    of `data.shuffle_keys`'s scheme), never of the number of processes."""
-    return seeded_permutation(num_examples, seed, "epoch", epoch)
+def config_label_map(model, config: FinetuneConfig) -> list[int] | None:
+    """The model's class of each dataset label under `config.class_names` (`None`: the same indices)."""
+    if config.class_names is None:
+        return None
+    names = [str(n) for n in config.class_names]
+    return data.align_labels(
+        names,
+        [model.config.id2label[i] for i in range(len(model.config.id2label))],
+        names,
+        mapping_argument="`class_names`",
+    )
 
 
 def sample_training_set(model, train_dataset, config: FinetuneConfig) -> tuple[list[Image.Image], torch.Tensor]:
@@ -121,11 +132,31 @@ def encode_split(
     return gather(accelerator, embeds).to(device), gather(accelerator, labels).to(device)
 
 
+def build_training_free(accelerator, model, images, labels, config: FinetuneConfig, val_embeds, val_labels):
+    """For a Tip-Adapter: make a zero-shot one (empty cache) a training-free Tip-Adapter (keys: the mean of the raw
+    features of views `0..E-1`, encoded sharded, as `build_cache` makes them; α/β searched on validation), make keys
+    and α/β bit-identical on every process, and return `(keys, alpha, beta)`. Other heads: `None`."""
+    if not hasattr(model, "cache_keys"):
+        return None
+    if model.cache_keys.shape[0] == 0:
+        logger.info("Building the training-free Tip-Adapter cache from the few-shot set", main_process_only=True)
+        epochs = config.augment_epochs or model.config.augment_epochs
+        views = encode_view_bank(accelerator, model, images, epochs, config.seed, config.encode_batch_size)
+        model.fit(views, labels, num_shots=config.num_shots or model.config.num_shots, seed=config.seed)
+        model.search_hyperparameters(val_embeds, val_labels)
+    if accelerator.num_processes > 1:  # identical by construction; broadcast so that no rounding can differ
+        with torch.no_grad():
+            model.cache_keys.copy_(broadcast(model.cache_keys.detach().clone().contiguous()))
+        model.config.alpha, model.config.beta = broadcast_object_list([model.config.alpha, model.config.beta])
+    return model.cache_keys.detach().clone(), model.config.alpha, model.config.beta
+
+
 __all__ = [
+    "build_training_free",
+    "config_label_map",
     "encode_split",
     "encode_view_bank",
     "encode_views",
-    "epoch_order",
     "gather",
     "sample_training_set",
     "shard",
