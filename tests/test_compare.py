@@ -182,7 +182,7 @@ def test_library_shares_the_encoding(tiny_clip, image_dataset, monkeypatch):
     import hf_tip.pipeline.procedure as procedure
 
     calls = {"split": 0, "views": 0}
-    encode_split, views = procedure.encode_split, compare.iter_augmented_features
+    encode_split, views = procedure.encode_split, procedure.iter_augmented_features
 
     def count_split(*args, **kwargs):
         calls["split"] += 1
@@ -193,7 +193,7 @@ def test_library_shares_the_encoding(tiny_clip, image_dataset, monkeypatch):
         return views(*args, **kwargs)
 
     monkeypatch.setattr(procedure, "encode_split", count_split)
-    monkeypatch.setattr(compare, "iter_augmented_features", count_views)
+    monkeypatch.setattr(procedure, "iter_augmented_features", count_views)
     parts = image_dataset.train_test_split(test_size=0.5, seed=0, stratify_by_column="label")
     halves = parts["test"].train_test_split(test_size=0.5, seed=0, stratify_by_column="label")
     dataset = DatasetDict(train=parts["train"], validation=halves["train"], test=halves["test"])

@@ -30,7 +30,6 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import remap_labels, sample_few_shot
 from ..data.templates import DatasetPreset, get_preset
-from ..models.features import iter_augmented_features
 
 # `procedure`, `loading` and `evaluation` import `datasets` / `evaluate`: imported where used, so that
 # `import hf_tip` stays light.
@@ -323,18 +322,23 @@ def encode_few_shot_views(
 ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
     """The largest few-shot sample of `seed`: its dataset indices [N], raw view features `[num_views, N, D]`
     (float32, CPU; view `v` of dataset image `i` from `view_generator(seed, v, i)`) and labels [N]."""
-    class_names = [base.config.id2label[i] for i in range(base.num_classes)]
-    labels = remap_labels(train[config.label_column], config.label_map).tolist()
-    picked = sample_few_shot(labels, max(config.num_shots), seed, class_names, config.allow_fewer_shots)
+    from .procedure import encode_views, sample
+
+    picked, labels = sample(
+        base, train, max(config.num_shots), seed=seed, label_column=config.label_column,
+        allow_fewer_shots=config.allow_fewer_shots, label_map=config.label_map,
+    )  # fmt: skip
     images = list(train.select(picked)[config.image_column])
-    views = torch.zeros(num_views, len(picked), base.feature_dim)
-    size, mean, std = base.image_geometry()
-    for view, start, feats in iter_augmented_features(
-        base.clip, images, num_views, size, mean, std, seed=seed, batch_size=config.batch_size, indices=picked,
+    views = encode_views(
+        base,
+        images,
+        num_views,
+        seed=seed,
+        batch_size=config.batch_size,
         show_progress=config.show_progress,
-    ):  # fmt: skip
-        views[view, start : start + feats.shape[0]] = feats
-    return picked, views, torch.as_tensor([labels[i] for i in picked], dtype=torch.long)
+        indices=picked,
+    )
+    return picked, views, labels
 
 
 def shot_positions(train_labels: Sequence[int], picked: list[int], shots: int, seed: int, config, names) -> list[int]:

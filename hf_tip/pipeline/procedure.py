@@ -355,18 +355,47 @@ def encode_split(
     return embeds, labels
 
 
+def sample(
+    model,
+    train_split,
+    num_shots: int,
+    *,
+    seed: int = 1,
+    label_column: str = "label",
+    allow_fewer_shots: bool = False,
+    label_map: Sequence[int] | None = None,
+) -> tuple[list[int], torch.Tensor]:
+    """The sample stage, one seeded scheme for every command: `num_shots` rows per class of `train_split`
+    ([`~data.sample_few_shot`], nested in `num_shots`), as `(rows, labels [N])`, labels in the model's classes
+    (`label_map` from [`~data.check_dataset`] applied, then checked against the model)."""
+    class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = remap_labels(train_split[label_column], label_map)
+    model.check_labels(labels)  # before any encoding
+    picked = sample_few_shot(labels.tolist(), num_shots, seed, class_names, allow_fewer_shots)
+    return picked, labels[picked]
+
+
 def encode_views(
-    model, images: Sequence, augment_epochs: int, *, seed: int = 1, batch_size: int = 32, show_progress: bool = True
+    model,
+    images: Sequence,
+    augment_epochs: int,
+    *,
+    seed: int = 1,
+    batch_size: int = 32,
+    show_progress: bool = True,
+    indices: Sequence[int] | None = None,
+    first_view: int = 0,
 ) -> torch.Tensor:
-    """Raw (unnormalised) features `[V, N, D]` of `V = augment_epochs` augmented views of each image, view `v` of
-    image `i` drawn from `(seed, v, i)` as [`~features.iter_augmented_features`] does (the paper's cache protocol)."""
+    """The views stage: raw (unnormalised) features `[V, N, D]` of views `first_view .. first_view + V - 1`
+    (`V = augment_epochs`) of each image, view `v` of image `i` drawn from `(seed, v, indices[i])` (`i` itself without
+    `indices`) as [`~features.iter_augmented_features`] does (the paper's cache protocol)."""
     size, mean, std = model.image_geometry()
     views = torch.zeros(augment_epochs, len(images), model.feature_dim)
-    for epoch, start, feats in iter_augmented_features(
+    for view, start, feats in iter_augmented_features(
         model.clip, images, augment_epochs, size, mean, std, seed=seed, batch_size=batch_size,
-        show_progress=show_progress,
+        show_progress=show_progress, indices=indices, first_epoch=first_view,
     ):  # fmt: skip
-        views[epoch, start : start + feats.shape[0]] = feats
+        views[view - first_view, start : start + feats.shape[0]] = feats
     return views
 
 
@@ -388,11 +417,16 @@ def build(
     views `[V, N, D]` ([`encode_views`]), then the model's own `fit(view_features, labels, num_shots=, seed=)`, which
     records that provenance. Any method model with a training-free `fit` builds here. `label_map` (from
     [`~data.check_dataset`]) turns the dataset's labels into the model's class indices before the sample is drawn."""
-    class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    labels = remap_labels(train_split[label_column], label_map)
-    model.check_labels(labels)  # before any encoding
-    picked = sample_few_shot(labels.tolist(), num_shots, seed, class_names, allow_fewer_shots)
-    shots, labels = train_split.select(picked), labels[picked]
+    picked, labels = sample(
+        model,
+        train_split,
+        num_shots,
+        seed=seed,
+        label_column=label_column,
+        allow_fewer_shots=allow_fewer_shots,
+        label_map=label_map,
+    )
+    shots = train_split.select(picked)
     epochs = model.config.augment_epochs if augment_epochs is None else augment_epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
@@ -546,6 +580,7 @@ __all__ = [
     "prepare_dataset",
     "record_card_data",
     "resolve_class_names",
+    "sample",
     "score",
     "search",
     "subsample",

@@ -18,8 +18,7 @@ from accelerate.utils import broadcast, broadcast_object_list, gather_object
 from PIL import Image
 
 from ..data import datasets as data
-from ..data.datasets import load_images, remap_labels, sample_few_shot
-from ..models.features import iter_augmented_features
+from ..data.datasets import load_images
 from ..training.args import FinetuneConfig
 from . import procedure
 
@@ -40,13 +39,14 @@ def config_label_map(model, config: FinetuneConfig) -> list[int] | None:
 
 
 def sample_training_set(model, train_dataset, config: FinetuneConfig) -> tuple[list[Image.Image], torch.Tensor]:
-    """The few-shot images and labels [N] (`num_shots` per class, seeded), in class order, as `build_cache` samples;
-    labels are the model's classes (`config.class_names` maps the dataset's, see `check_dataset`)."""
-    num_shots = config.num_shots or model.config.num_shots
-    class_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    labels = remap_labels(train_dataset[config.label_column], config_label_map(model, config))
-    picked = sample_few_shot(labels.tolist(), num_shots, config.seed, class_names, config.allow_fewer_shots)
-    return load_images(train_dataset.select(picked), config.image_column), labels[picked]
+    """The few-shot images and labels [N] (`num_shots` per class, seeded), in class order: the pipeline's sample
+    stage ([`~procedure.sample`]), labels in the model's classes (`config.class_names` maps the dataset's)."""
+    picked, labels = procedure.sample(
+        model, train_dataset, config.num_shots or model.config.num_shots, seed=config.seed,
+        label_column=config.label_column, allow_fewer_shots=config.allow_fewer_shots,
+        label_map=config_label_map(model, config),
+    )  # fmt: skip
+    return load_images(train_dataset.select(picked), config.image_column), labels
 
 
 def shard(accelerator: Accelerator, items: Sequence[int]) -> list[int]:
@@ -78,14 +78,11 @@ def encode_view_bank(
     cache's (`build_cache` with `augment_epochs=E`); Tip-Adapter-F trains on a bank with `first_view=E`.
     """
     part = shard(accelerator, range(len(images)))
-    local = torch.zeros(num_views, len(part), model.zero_shot_weights.shape[1])
-    views = iter_augmented_features(
-        model.clip, [images[i] for i in part], num_views, *model.image_geometry(), seed=seed,
-        batch_size=batch_size, indices=part, show_progress=accelerator.is_local_main_process, first_epoch=first_view,
-    )  # fmt: skip
     with accelerator.autocast():
-        for view, start, feats in views:
-            local[view - first_view, start : start + feats.shape[0]] = feats
+        local = procedure.encode_views(
+            model, [images[i] for i in part], num_views, seed=seed, batch_size=batch_size,
+            show_progress=accelerator.is_local_main_process, indices=part, first_view=first_view,
+        )  # fmt: skip
     return gather(accelerator, local, dim=1).to(accelerator.device)
 
 
@@ -99,13 +96,11 @@ def encode_views(
     batch_size: int = 64,
 ) -> torch.Tensor:
     """Raw image features `[b, D]` of view `view` of `images[i]` for `i` in `indices` (the bank's views)."""
-    views = iter_augmented_features(
-        model.clip, [images[i] for i in indices], 1, *model.image_geometry(), seed=seed, batch_size=batch_size,
-        indices=indices, show_progress=False, first_epoch=view,
-    )  # fmt: skip
     with accelerator.autocast():
-        parts = [feats for _, _, feats in views]
-    out = torch.cat(parts) if parts else torch.zeros(0, model.zero_shot_weights.shape[1])
+        out = procedure.encode_views(
+            model, [images[i] for i in indices], 1, seed=seed, batch_size=batch_size, show_progress=False,
+            indices=indices, first_view=view,
+        )[0]  # fmt: skip
     return out.to(accelerator.device)
 
 
