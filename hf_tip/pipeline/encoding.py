@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,6 +32,24 @@ def backbone_fingerprint(clip) -> str:
     return digest.hexdigest()[:16]
 
 
+def _read_feature_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The features [N,D] and labels [N] of a cache file; `None` (with a warning: it is encoded again) when the file
+    is truncated, corrupt or not a feature cache."""
+    try:
+        stored = load_file(path)
+        embeds, labels = stored["image_embeds"], stored["labels"]
+        if embeds.ndim != 2 or labels.shape != embeds.shape[:1] or not bool(torch.isfinite(embeds).all()):
+            raise ValueError(f"features {tuple(embeds.shape)} and labels {tuple(labels.shape)} do not match")
+    except Exception as error:  # noqa: BLE001 - any unreadable cache means the same: encode again
+        warnings.warn(
+            f"The feature cache {str(path)!r} is unreadable ({type(error).__name__}: {error}); encoding again.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return embeds, labels
+
+
 @torch.no_grad()
 def encode_dataset(
     clip,
@@ -55,8 +74,9 @@ def encode_dataset(
         key = f"{backbone_fingerprint(clip)}-{fingerprint}-{image_column}-{label_column}-{transform}"
         path = Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
         if path.is_file():
-            stored = load_file(path)
-            return stored["image_embeds"], stored["labels"]
+            stored = _read_feature_cache(path)
+            if stored is not None:
+                return stored
     images = load_images(dataset, image_column)
     labels = torch.as_tensor(list(dataset[label_column]), dtype=torch.long)
     bar = tqdm(total=len(labels), desc="Encoding images", unit="img", disable=not show_progress)

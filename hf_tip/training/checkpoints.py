@@ -103,25 +103,46 @@ def save_checkpoint(accelerator, output_dir, name: str, run: RunState, model, op
     root = Path(output_dir) / CHECKPOINTS_DIR
     final, tmp = root / name, root / f".tmp-{name}"
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        tensors, optimizer_json = _optimizer_state(optimizer)
-        for key, param in trained_named_parameters(model).items():
-            tensors[f"params.{key}"] = param.detach().cpu().contiguous().clone()
-            tensors[f"best.{key}"] = run.best_params.get(key, param).detach().cpu().contiguous().clone()
-        save_file(tensors, str(tmp / TENSORS_FILE))
-        meta = {
-            "format_version": FORMAT_VERSION, "completed_steps": run.completed_steps, "epochs": len(run.history),
-            "history": run.history, "epoch_losses": run.epoch_losses, "best_epoch": run.best_epoch,
-            "best_accuracy": run.best_accuracy, "signature": run.signature, "optimizer": optimizer_json,
-            "scheduler": scheduler.state_dict(),
-        }  # fmt: skip
-        (tmp / STATE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            _write_checkpoint(tmp, final, run, model, optimizer, scheduler)
+        except OSError as error:  # a full disk, a quota: the previous checkpoints stay as they were
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(
+                f"Could not write the checkpoint {str(final)!r} ({os.strerror(error.errno) if error.errno else error}); "
+                "the earlier checkpoints are intact. Free space (or pick another --output_dir) and resume with "
+                "`--resume_from_checkpoint latest`."
+            ) from None
     accelerator.wait_for_everyone()
     return final
+
+
+def _write_checkpoint(tmp: Path, final: Path, run: RunState, model, optimizer, scheduler) -> None:
+    """Write the checkpoint into `tmp`, flushed to disk, then rename it to `final` (replacing an older one)."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors, optimizer_json = _optimizer_state(optimizer)
+    for key, param in trained_named_parameters(model).items():
+        tensors[f"params.{key}"] = param.detach().cpu().contiguous().clone()
+        tensors[f"best.{key}"] = run.best_params.get(key, param).detach().cpu().contiguous().clone()
+    save_file(tensors, str(tmp / TENSORS_FILE))
+    meta = {
+        "format_version": FORMAT_VERSION, "completed_steps": run.completed_steps, "epochs": len(run.history),
+        "history": run.history, "epoch_losses": run.epoch_losses, "best_epoch": run.best_epoch,
+        "best_accuracy": run.best_accuracy, "signature": run.signature, "optimizer": optimizer_json,
+        "scheduler": scheduler.state_dict(),
+    }  # fmt: skip
+    (tmp / STATE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    for name in (TENSORS_FILE, STATE_FILE):
+        with open(tmp / name, "rb") as handle:
+            os.fsync(handle.fileno())
+    if final.exists():
+        old = final.with_name(f".old-{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 # ---------------------------------------------------------------------------------------------------------- find
@@ -208,6 +229,21 @@ def restore(meta: dict, tensors: dict[str, torch.Tensor], run: RunState, model, 
     missing = sorted(f"params.{k}" for k in params if f"params.{k}" not in tensors or f"best.{k}" not in tensors)
     if missing:
         raise CheckpointError(f"The checkpoint lacks the trained tensors {missing}.")
+    for key, param in params.items():  # copy_ would broadcast a [1,D] tensor into [12,D] keys
+        for prefix in ("params", "best"):
+            saved = tensors[f"{prefix}.{key}"]
+            if tuple(saved.shape) != tuple(param.shape):
+                raise CheckpointError(
+                    f"The checkpoint's `{prefix}.{key}` has shape {tuple(saved.shape)}, but the model's `{key}` has "
+                    f"shape {tuple(param.shape)}; it comes from another model (or was edited). Resume with the model "
+                    "it was written for, or start again without `--resume_from_checkpoint`."
+                )
+            if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+                raise CheckpointError(
+                    f"The checkpoint's `{prefix}.{key}` holds NaN or inf values: the run it comes from diverged (or "
+                    "the file was edited). Resume from an earlier checkpoint, or start again with a smaller learning "
+                    "rate."
+                )
     with torch.no_grad():
         for key, param in params.items():
             param.copy_(tensors[f"params.{key}"].to(param))
