@@ -75,7 +75,9 @@ def test_a_truncated_feature_cache_is_encoded_again(tiny_clip, image_dataset, tm
     from hf_tip.pipeline.encoding import encode_dataset
 
     model, processor = tiny_clip
-    embeds, labels = encode_dataset(model, processor.image_processor, image_dataset, cache_dir=tmp_path, show_progress=False)
+    embeds, labels = encode_dataset(
+        model, processor.image_processor, image_dataset, cache_dir=tmp_path, show_progress=False
+    )
     (cached,) = tmp_path.glob("features-*.safetensors")
     data = cached.read_bytes()
     cached.write_bytes(data[: len(data) // 2])  # a kill or a full disk mid-copy
@@ -85,3 +87,41 @@ def test_a_truncated_feature_cache_is_encoded_again(tiny_clip, image_dataset, tm
         )
     assert torch.equal(again, embeds) and torch.equal(again_labels, labels)
     assert cached.read_bytes() == data  # rewritten whole
+
+
+@pytest.mark.parametrize(
+    ("config_class", "field", "good"),
+    [
+        ("TipAdapterConfig", "alpha", 2.0),
+        ("TipAdapterConfig", "beta", 3.0),
+        ("TipXConfig", "gamma", 0.5),
+        ("GDAConfig", "alpha", 1.0),
+        ("LinearProbeConfig", "c", 0.1),
+        ("ClipAdapterConfig", "residual_ratio", 0.3),
+        ("ClipAdapterConfig", "learning_rate", 0.01),
+    ],
+)
+def test_configs_validate_on_assignment_as_in_init(config_class, field, good):
+    import hf_tip
+
+    cls = getattr(hf_tip, config_class)
+    config = cls(id2label={0: "cat", 1: "dog"})
+    setattr(config, field, good)
+    assert getattr(config, field) == good
+    for bad in (math.nan, math.inf, 1e308, -1.0, "2", True):
+        with pytest.raises(ValueError, match=f"`{field}` must be") as later:
+            setattr(config, field, bad)
+        with pytest.raises(ValueError, match=f"`{field}` must be") as first:
+            cls(id2label={0: "cat", 1: "dog"}, **{field: bad})
+        assert str(later.value) == str(first.value)  # one check, not a copy
+        assert getattr(config, field) == good  # the refused value never got in
+    # a saved config with an edited value is refused on load as well
+    assert cls.from_dict(config.to_dict()).to_dict()[field] == good
+
+
+def test_an_alias_field_is_checked_too():
+    from hf_tip import ClipAdapterConfig
+
+    config = ClipAdapterConfig(id2label={0: "cat", 1: "dog"})
+    with pytest.raises(ValueError, match="`num_epochs` must be an integer"):
+        config.num_train_epochs = 0

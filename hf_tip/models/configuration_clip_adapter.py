@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from .configuration_zero_shot import ZeroShotConfig
+from .configuration_zero_shot import ZeroShotConfig, number_field
 from .head_clip_adapter import REDUCTION, RESIDUAL_RATIO
 
 
@@ -45,6 +44,13 @@ class ClipAdapterConfig(ZeroShotConfig):
     model_type = "clip-adapter"
     # the fine-tuning loop reads a method's recipe by `FinetuneConfig`'s field names (`FinetuneConfig.resolve`)
     attribute_map = {"num_train_epochs": "num_epochs", "warmup_learning_rate": "warmup_lr"}
+    field_checks = {
+        **{name: number_field(low=1, high=2**31, integer=True) for name in ("reduction", "batch_size", "num_epochs")},
+        "warmup_epochs": number_field(low=0, high=2**31, integer=True),
+        "adapter_seed": number_field(low=0, high=2**64, integer=True),
+        **{name: number_field() for name in ("learning_rate", "momentum", "weight_decay", "warmup_lr")},
+        "residual_ratio": number_field(high=1.0),
+    }
 
     def __init__(
         self,
@@ -62,28 +68,14 @@ class ClipAdapterConfig(ZeroShotConfig):
         warmup_lr: float = 1e-5,
         **kwargs,
     ):
-        for name, value, low in (("reduction", reduction, 1), ("batch_size", batch_size, 1), ("num_epochs", num_epochs, 1),
-                                 ("warmup_epochs", warmup_epochs, 0), ("adapter_seed", adapter_seed, 0)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
-        for name, value in (("learning_rate", learning_rate), ("momentum", momentum), ("weight_decay", weight_decay),
-                            ("warmup_lr", warmup_lr)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        if (
-            isinstance(residual_ratio, bool)
-            or not isinstance(residual_ratio, (int, float))
-            or not 0 <= residual_ratio <= 1
-        ):
-            raise ValueError(f"`residual_ratio` must be a number in [0, 1], got {residual_ratio!r}.")
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"`optimizer` must be 'sgd' or 'adamw', got {optimizer!r}.")
         if lr_scheduler != "cosine":
             raise ValueError(f"`lr_scheduler` must be 'cosine', got {lr_scheduler!r}.")
-        self.reduction, self.residual_ratio, self.adapter_seed = reduction, float(residual_ratio), adapter_seed
-        self.optimizer, self.learning_rate, self.momentum = optimizer, float(learning_rate), float(momentum)
-        self.weight_decay, self.batch_size, self.num_epochs = float(weight_decay), batch_size, num_epochs
-        self.lr_scheduler, self.warmup_epochs, self.warmup_lr = lr_scheduler, warmup_epochs, float(warmup_lr)
+        self.reduction, self.residual_ratio, self.adapter_seed = reduction, residual_ratio, adapter_seed
+        self.optimizer, self.learning_rate, self.momentum = optimizer, learning_rate, momentum
+        self.weight_decay, self.batch_size, self.num_epochs = weight_decay, batch_size, num_epochs
+        self.lr_scheduler, self.warmup_epochs, self.warmup_lr = lr_scheduler, warmup_epochs, warmup_lr
         super().__init__(**kwargs)
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .configuration_zero_shot import ZeroShotConfig
+from .configuration_zero_shot import ZeroShotConfig, number_field
 from .head_gda import ALPHA_GRID
 from .head_inputs import check_grid
 
@@ -28,6 +28,7 @@ class GDAConfig(ZeroShotConfig):
     """
 
     model_type = "gda"
+    field_checks = {"alpha": number_field(), "augment_epochs": number_field(low=1, integer=True)}
 
     def __init__(
         self,
@@ -36,13 +37,8 @@ class GDAConfig(ZeroShotConfig):
         augment_epochs: int = 10,
         **kwargs,
     ):
-        check_grid("alpha", [alpha], positive=False)
-        if alpha < 0:
-            raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}.")
         check_grid("alpha_grid", list(alpha_grid), positive=False)
-        if isinstance(augment_epochs, bool) or not isinstance(augment_epochs, int) or augment_epochs < 1:
-            raise ValueError(f"`augment_epochs` must be an integer >= 1, got {augment_epochs!r}.")
-        self.alpha, self.alpha_grid, self.augment_epochs = float(alpha), [float(v) for v in alpha_grid], augment_epochs
+        self.alpha, self.alpha_grid, self.augment_epochs = alpha, [float(v) for v in alpha_grid], augment_epochs
         super().__init__(**kwargs)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .configuration_zero_shot import ZeroShotConfig
+from .configuration_zero_shot import ZeroShotConfig, number_field
 from .head_inputs import check_grid
 from .head_linear_probe import C_GRID
 
@@ -28,15 +28,16 @@ class LinearProbeConfig(ZeroShotConfig):
     """
 
     model_type = "linear-probe"
+    field_checks = {
+        "c": number_field(low_open=True, high=1e12),
+        "max_iter": number_field(low=1, high=2**31, integer=True),
+    }
 
     def __init__(
         self, c: float = 1.0, c_grid: list[float] | tuple[float, ...] = C_GRID, max_iter: int = 1000, **kwargs
     ):
-        check_grid("c", [c])
         check_grid("c_grid", list(c_grid))
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"`max_iter` must be an integer >= 1, got {max_iter!r}.")
-        self.c, self.c_grid, self.max_iter = float(c), [float(v) for v in c_grid], max_iter
+        self.c, self.c_grid, self.max_iter = c, [float(v) for v in c_grid], max_iter
         super().__init__(**kwargs)
 
 

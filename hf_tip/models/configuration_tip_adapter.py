@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from .configuration_zero_shot import ZeroShotConfig
+from .configuration_zero_shot import ZeroShotConfig, number_field
 
 CACHE_DTYPES = (None, "float32", "bfloat16", "float16")
 
@@ -58,6 +58,13 @@ class TipAdapterConfig(ZeroShotConfig):
     """
 
     model_type = "tip-adapter"
+    field_checks = {
+        "alpha": number_field(),
+        "beta": number_field(),
+        "num_shots": number_field(low=1, integer=True, optional=True),  # None: no longer one K-shot sample
+        "augment_epochs": number_field(low=1, integer=True),
+        "cache_size": number_field(low=0, high=2**62, integer=True),
+    }
 
     def __init__(
         self,
@@ -73,18 +80,6 @@ class TipAdapterConfig(ZeroShotConfig):
         cache_dtype: Literal["float32", "bfloat16", "float16"] | None = None,
         **kwargs,
     ):
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        for name, value, low in (
-            ("num_shots", num_shots, 1),
-            ("augment_epochs", augment_epochs, 1),
-            ("cache_size", cache_size, 0),
-        ):
-            if name == "num_shots" and value is None:  # the cache is no longer one K-shot sample (a live update)
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
         search_scale = tuple(float(v) for v in search_scale)
         search_step = tuple(search_step)
         if len(search_scale) != 2 or any(not (0.1 < v < math.inf) for v in search_scale):
@@ -94,8 +89,8 @@ class TipAdapterConfig(ZeroShotConfig):
         if len(search_step) != 2 or any(not isinstance(v, int) or v < 1 for v in search_step):
             raise ValueError(f"`search_step` must be two integers (n_beta, n_alpha) >= 1, got {search_step!r}.")
 
-        self.alpha = float(alpha)
-        self.beta = float(beta)
+        self.alpha = alpha
+        self.beta = beta
         self.num_shots = num_shots
         self.augment_epochs = augment_epochs
         self.cache_size = cache_size

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from .configuration_tip_adapter import TipAdapterConfig
+from .configuration_zero_shot import number_field
 from .head_tip_x import SEARCH_SCALE, SEARCH_STEP, TEMPERATURE, search_grid
 
 
@@ -33,6 +32,7 @@ class TipXConfig(TipAdapterConfig):
     """
 
     model_type = "tip-x"
+    field_checks = {"gamma": number_field(), "signature_temperature": number_field(low_open=True)}
 
     def __init__(
         self,
@@ -42,17 +42,9 @@ class TipXConfig(TipAdapterConfig):
         tip_x_search_step: tuple[int, int, int] | list[int] = SEARCH_STEP,
         **kwargs,
     ):
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
-            raise ValueError(f"`gamma` must be a finite number >= 0, got {gamma!r}.")
-        if (
-            isinstance(signature_temperature, bool)
-            or not isinstance(signature_temperature, (int, float))
-            or not 0 < signature_temperature < math.inf
-        ):
-            raise ValueError(f"`signature_temperature` must be a finite number > 0, got {signature_temperature!r}.")
         search_grid(tuple(float(v) for v in tip_x_search_scale), tuple(tip_x_search_step))  # raises naming the field
-        self.gamma = float(gamma)
-        self.signature_temperature = float(signature_temperature)
+        self.gamma = gamma
+        self.signature_temperature = signature_temperature
         self.tip_x_search_scale = [float(v) for v in tip_x_search_scale]
         self.tip_x_search_step = list(tip_x_search_step)
         super().__init__(**kwargs)

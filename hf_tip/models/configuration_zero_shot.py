@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar
+
 from transformers import AutoConfig, CLIPConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
+# The largest weight, sharpness or rate a config accepts: beyond it products and `exp` in the logits overflow to inf
+# (float16 holds 65504, float32 3.4e38), and the logits become NaN.
+MAX_VALUE = 1e6
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    high: float = MAX_VALUE,
+    low_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> Any:
+    """`value` as a float (or int with `integer`) after checking it lies in `[low, high]` (`(low, high]` with
+    `low_open`); `None` passes with `optional`. Raises a `ValueError` naming the field `name`."""
+    if value is None and optional:
+        return None
+    kind = "an integer" if integer else "a finite number"
+    bound = f"> {low}" if low_open else f">= {low}"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        raise ValueError(f"`{name}` must be {kind} {bound} and <= {high:g}, got {value!r}.")
+    if value < low or (low_open and value == low) or value > high:
+        raise ValueError(f"`{name}` must be {kind} {bound} and <= {high:g}, got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def number_field(**bounds: Any) -> Callable[[str, Any], Any]:
+    """A per-field check for `field_checks`: `check_number` with these bounds."""
+    return partial(check_number, **bounds)
 
 
 def _backbone_config(value, argument: str = "backbone_config") -> PreTrainedConfig:
@@ -76,6 +113,18 @@ class ZeroShotConfig(PreTrainedConfig):
 
     model_type = "clip-zero-shot"
     sub_configs = {"backbone_config": AutoConfig}
+    # Per-field checks `(name, value) -> value`, run by `__init__` and by every later assignment (`config.alpha = x`),
+    # so a value that would make the logits NaN never gets in. Subclasses add their own fields' checks.
+    field_checks: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        key = type(self).attribute_map.get(key, key)
+        for klass in type(self).__mro__:
+            check = klass.__dict__.get("field_checks", {}).get(key)
+            if check is not None:
+                value = check(key, value)
+                break
+        super().__setattr__(key, value)
 
     def __init__(
         self,
@@ -129,4 +178,4 @@ class ZeroShotConfig(PreTrainedConfig):
         return [self.id2label[i] for i in range(len(self.id2label))]
 
 
-__all__ = ["ZeroShotConfig", "check_templates"]
+__all__ = ["MAX_VALUE", "ZeroShotConfig", "check_number", "check_templates", "number_field"]
