@@ -186,3 +186,17 @@ def test_every_command_subsamples_evaluation_with_one_seed(image_dataset, tiny_c
                             augment_epochs=1, max_eval_samples=2, show_progress=False)  # fmt: skip
     assert seen == [evaluation.EVAL_SUBSAMPLE_SEED] * 4
     assert evaluate_cli.EvaluateArguments(model_name_or_path="m").seed == evaluation.EVAL_SUBSAMPLE_SEED
+
+
+def test_build_records_the_fit_it_resolved(tmp_path, tiny_clip_dir):
+    """`hf-tip build`'s results.json records its resolved recipe under the same key as finetune and compare."""
+    train = write_imagefolder(tmp_path / "train", 4, 1)
+    val = write_imagefolder(tmp_path / "val", 2, 2)
+    out = tmp_path / "built"
+    done = hf_tip_cli(tmp_path, ["build", "--model_name_or_path", str(tiny_clip_dir), "--train_dir", str(train),
+                                 "--validation_dir", str(val), "--num_shots", "2", "--augment_epochs", "2",
+                                 "--search_step", "4", "3", "--seed", "5", "--output_dir", str(out)])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["recipe"]["num_shots"] == 2 and results["recipe"]["augment_epochs"] == 2
+    assert results["recipe"]["seed"] == 5 and results["recipe"]["search_step"] == [4, 3]

@@ -242,6 +242,17 @@ class TrainingFreeResult:
         return "test" if self.test is not None else "validation"
 
     @property
+    def recipe(self) -> dict:
+        """What the training-free fit resolved, under the key every results JSON records its recipe by (`finetune`,
+        `compare` record their training recipe there): the shots, the views per image, the seed, the search grid."""
+        return {
+            "num_shots": self.num_shots,
+            "augment_epochs": self.augment_epochs,
+            "seed": self.seed,
+            **{k: list(v) for k, v in self.search_space.items()},
+        }
+
+    @property
     def final(self) -> SplitScores:
         """The scores reported: test's, else validation's."""
         return self.test if self.test is not None else self.validation
@@ -264,6 +275,7 @@ class TrainingFreeResult:
             "validation": self.validation.to_dict(self.method),
             "test": self.test.to_dict(self.method) if self.test is not None else None,
             "eval_split": self.eval_split,
+            "recipe": self.recipe,
         }
         out["zero_shot_accuracy"] = final["zero_shot_accuracy"]
         out[accuracy_key(self.method)] = final[accuracy_key(self.method)]
