@@ -200,3 +200,23 @@ def test_build_records_the_fit_it_resolved(tmp_path, tiny_clip_dir):
     results = json.loads((out / "results.json").read_text())
     assert results["recipe"]["num_shots"] == 2 and results["recipe"]["augment_epochs"] == 2
     assert results["recipe"]["seed"] == 5 and results["recipe"]["search_step"] == [4, 3]
+
+
+def test_resolve_reads_the_registered_recipe_not_a_copy(tiny_clip, monkeypatch):
+    """A registered recipe changed in the registry is what `finetune` and `compare` resolve (no second table); a
+    model no registered method trains falls back to its config's fields and Tip-Adapter-F's defaults."""
+    import dataclasses
+
+    from hf_tip import methods
+
+    model = hf_tip.ClipAdapterForImageClassification.from_clip(tiny_clip[0], ["a", "b"], processor=tiny_clip[1])
+    changed = dataclasses.replace(get_method("clip-adapter"), recipe={**get_method("clip-adapter").recipe,
+                                                                      "num_augmented_views": 3})  # fmt: skip
+    monkeypatch.setattr(methods, "methods_for_model_type", lambda model_type: [changed])
+    assert FinetuneConfig().resolve(model).num_augmented_views == 3
+    config = compare.CompareConfig(methods=["clip-adapter"], augment_epochs=1)
+    assert compare.training_recipe(model, 1, config, None).num_augmented_views == 3
+    monkeypatch.setattr(methods, "methods_for_model_type", lambda model_type: [])
+    fallback = FinetuneConfig().resolve(model)
+    assert fallback.per_device_train_batch_size == 32  # the model config's `batch_size`
+    assert fallback.num_augmented_views is None and fallback.adam_epsilon == 1e-4

@@ -206,7 +206,8 @@ class FinetuneConfig:
         `Method.recipe` ([`trained_method`]), else Tip-Adapter-F's ([`TIP_ADAPTER_F_RECIPE`]); `num_shots` left at
         `None` takes the model's (else 16)."""
         model_config = getattr(model, "config", None)
-        recipe = {**TIP_ADAPTER_F_RECIPE, **(trained_method(model).recipe if model is not None else {})}
+        method = trained_method(model) if model is not None else None
+        recipe = {**TIP_ADAPTER_F_RECIPE, **(method.recipe if method is not None else {})}
         values = {}
         for name, aliases in RECIPE_FIELDS.items():
             if getattr(self, name) is not None:
@@ -228,14 +229,13 @@ class FinetuneConfig:
 
 def trained_method(model):
     """The registered method that trains `model` (`tip-adapter-f` for a Tip-Adapter, `clip-adapter`, a plugin's):
-    the first method with `trains=True` for its `model_type`."""
+    the first method with `trains=True` for its `model_type`; `None` for a model no registered method trains (its
+    recipe is then the model config's fields and Tip-Adapter-F's defaults)."""
     from ..methods import methods_for_model_type
 
     model_type = getattr(getattr(model, "config", None), "model_type", None) or ""
     trained = [m for m in methods_for_model_type(model_type) if m.trains]
-    if not trained:
-        raise ValueError(f"No registered method trains a {model_type!r} model (register one with `trains=True`).")
-    return trained[0]
+    return trained[0] if trained else None
 
 
 def _is_int(value) -> bool:
