@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -125,3 +126,94 @@ def test_an_alias_field_is_checked_too():
     config = ClipAdapterConfig(id2label={0: "cat", 1: "dog"})
     with pytest.raises(ValueError, match="`num_epochs` must be an integer"):
         config.num_train_epochs = 0
+
+
+# ------------------------------------------------------------------------------------ a folder loads as its own type
+def _edit(folder, weights=None, **config_changes):
+    if weights is not None:
+        tensors = load_file(folder / "model.safetensors")
+        weights(tensors)
+        save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    if config_changes:
+        config = json.loads((folder / "config.json").read_text())
+        config.update(config_changes)
+        (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def saved_heads(tmp_path_factory):
+    from conftest import CLASS_NAMES, make_images
+
+    from hf_tip import ClipAdapterForImageClassification, TipAdapterForImageClassification, TipXForImageClassification
+    from hf_tip.backbones import random_clip
+
+    clip, processor = random_clip("tiny", seed=0)
+    root = tmp_path_factory.mktemp("heads")
+    labels = [0, 1, 2, 0, 1, 2]
+    for name, cls in (("tip", TipAdapterForImageClassification), ("tipx", TipXForImageClassification)):
+        model = cls.from_clip(clip, CLASS_NAMES, processor=processor)
+        model.build_cache(make_images(labels, seed=1), labels, augment_epochs=1, show_progress=False)
+        model.save_pretrained(root / name)
+    ClipAdapterForImageClassification.from_clip(clip, CLASS_NAMES, processor=processor).save_pretrained(root / "ca")
+    return root
+
+
+def _copy(saved_heads, name, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(saved_heads / name, tmp_path / name))
+
+
+def test_a_folder_of_another_method_is_refused_naming_folder_class_and_type(saved_heads, tmp_path):
+    from transformers import AutoModelForImageClassification, pipeline
+
+    from hf_tip import TipAdapterForImageClassification, ZeroShotForImageClassification
+
+    for cls, folder, stored in (
+        (TipAdapterForImageClassification, saved_heads / "tipx", "tip-x"),
+        (ZeroShotForImageClassification, saved_heads / "tip", "tip-adapter"),
+    ):
+        with pytest.raises(ValueError, match=rf"as a {cls.__name__}: its config.json has model_type '{stored}'") as e:
+            cls.from_pretrained(folder)
+        assert str(folder) in str(e.value)
+    # an edited model_type: the Auto class and the pipeline pick the class it names, which refuses the extra tensors
+    edited = _copy(saved_heads, "tip", tmp_path)
+    _edit(edited, model_type="clip-zero-shot")
+    for load in (
+        AutoModelForImageClassification.from_pretrained,
+        lambda f: pipeline("image-classification", model=str(f)),
+    ):
+        with pytest.raises(ValueError, match=r"tensors a ZeroShotForImageClassification does not use.*`cache_keys`"):
+            load(edited)
+
+
+def test_stored_tensors_the_class_does_not_use_are_an_error(saved_heads, tmp_path):
+    from hf_tip import TipAdapterForImageClassification
+
+    folder = _copy(saved_heads, "tip", tmp_path)
+    _edit(folder, weights=lambda t: t.update(adapter_fc1=torch.zeros(4, 16)))
+    with pytest.raises(ValueError, match=r"does not use \(`adapter_fc1`\)"):
+        TipAdapterForImageClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("case", ["missing_fc1", "missing_fc2", "nan_fc1", "inf_fc2"])
+def test_clip_adapter_tensors_are_checked_at_load(saved_heads, tmp_path, case):
+    from transformers import AutoModelForImageClassification
+
+    from hf_tip import ClipAdapterForImageClassification
+
+    folder = _copy(saved_heads, "ca", tmp_path)
+    name = "adapter_fc1" if "fc1" in case else "adapter_fc2"
+
+    def breaker(tensors):
+        if case.startswith("missing"):
+            tensors.pop(name)
+        else:
+            tensors[name][0, 0] = math.nan if case.startswith("nan") else math.inf
+
+    ClipAdapterForImageClassification.from_pretrained(folder)  # the good one loads
+    _edit(folder, weights=breaker)
+    for load in (ClipAdapterForImageClassification.from_pretrained, AutoModelForImageClassification.from_pretrained):
+        with pytest.raises(ValueError, match=rf"`{name}`") as caught:
+            load(folder)
+        assert str(folder) in str(caught.value)

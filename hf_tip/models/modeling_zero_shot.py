@@ -145,6 +145,8 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         naming the folder and the tensor when a head tensor is missing, mis-shaped or invalid (see
         `_validate_loaded`)."""
         want_info = kwargs.pop("output_loading_info", False)
+        if kwargs.get("config") is None:
+            cls._check_stored_type(pretrained_model_name_or_path, kwargs)
         kwargs["ignore_mismatched_sizes"] = True  # a mis-shaped tensor is reported below, by name
         model, info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
@@ -359,6 +361,29 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         return {"accuracy": (logits.argmax(-1) == labels.to(logits.device)).float().mean().item()}
 
     # ------------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def _check_stored_type(cls, folder: str | os.PathLike, kwargs: dict) -> None:
+        """Raise a `ValueError` naming the folder, the class and the stored `model_type` when config.json is another
+        method's (a TIP-X folder loaded as Tip-Adapter would drop its head silently)."""
+        hub_kwargs = {k: kwargs[k] for k in (*HUB_KWARGS, "proxies", "force_download") if k in kwargs}
+        hub_kwargs.pop("trust_remote_code", None)
+        try:
+            stored, _ = cls.config_class.get_config_dict(folder, **hub_kwargs)
+        except (OSError, ValueError):
+            return  # transformers' own loader reports an unreadable folder
+        stored_type, own_type = stored.get("model_type"), cls.config_class.model_type
+        if stored_type != own_type:
+            raise ValueError(
+                f"Cannot load {str(folder)!r} as a {cls.__name__}: its config.json has model_type {stored_type!r}, "
+                f"but {cls.__name__} reads {own_type!r} folders. Load it with the class of its own method "
+                "(`AutoModelForImageClassification.from_pretrained(...)` picks it), or fix `model_type` if it was "
+                "edited."
+            )
+
+    def _stored_head_keys(self) -> list[str]:
+        """The names of every tensor the head saves besides the backbone (`zero_shot_weights`, the head's own)."""
+        return [key for key in self.state_dict() if not key.startswith("clip.")]
+
     def _check_loading_info(self, folder: str, info: dict) -> None:
         """Raise a `ValueError` naming `folder` and the tensor when a head tensor (or, in a full save, a backbone
         weight) is missing from the saved weights or has another shape than config.json implies."""
@@ -369,8 +394,15 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
                 f"{expected} ({self._shape_hint(key)}). The folder's config.json and weights disagree; save the "
                 "model again with `save_pretrained`."
             )
+        unexpected = sorted(key for key in info.get("unexpected_keys", []) if not key.startswith("clip."))
+        if unexpected:
+            raise ValueError(
+                f"Cannot load the adapter in {folder!r}: its weights hold tensors a {type(self).__name__} does not use "
+                f"({', '.join(f'`{key}`' for key in unexpected[:10])}); the folder is another method's or was edited. "
+                "Load it with the class of its own method (`AutoModelForImageClassification` picks it)."
+            )
         missing = set(info.get("missing_keys", []))
-        head = [name for name in self._head_tensors() if name in missing]
+        head = [name for name in self._stored_head_keys() if name in missing]
         backbone = sorted(key for key in missing if key.startswith("clip.")) if self.config.save_backbone else []
         if head or backbone:
             what = (
@@ -403,8 +435,9 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
     def _validate_loaded(self, folder: str) -> None:
         """Raise a `ValueError` naming `folder` and the tensor when a loaded tensor cannot be right: NaN or inf in a
         head tensor, a zero text weight. Heads extend it with their own tensors' rules (call `super()` first)."""
-        for name in self._head_tensors():
-            tensor = getattr(self, name)
+        for name, tensor in self.state_dict().items():
+            if name.startswith("clip."):
+                continue
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise ValueError(f"Cannot load the adapter in {folder!r}: `{name}` holds NaN or inf values.")
         zero = (self.zero_shot_weights.norm(dim=-1) == 0).nonzero().flatten().tolist()
