@@ -204,3 +204,120 @@ def test_adapter_only_repo_and_its_backbone_repo_through_the_local_hub(hub_api, 
     # the backbone came from its own repository, pinned at its commit
     cached = list((tmp_path / "hf-home" / "hub").glob("models--hf-tip-tests--tiny-clip-backbone/snapshots/*"))
     assert [p.name for p in cached] == [sha]
+
+
+def _perturbed(clip):
+    """The same architecture with other weights (one projection entry moved)."""
+    import copy
+
+    other = copy.deepcopy(clip)
+    with torch.no_grad():
+        other.visual_projection.weight[0, 0] += 0.5
+    return other
+
+
+PIN = r"""
+import json, sys
+import torch
+from hf_tip import TipAdapterForImageClassification
+repo, out = sys.argv[1], sys.argv[2]
+model = TipAdapterForImageClassification.from_clip(repo, ["a", "b", "c"], templates=["a photo of a {}."])
+model.save_pretrained(out, save_backbone=False)
+print("REVISION " + json.dumps(model.config.backbone_revision))
+"""
+
+LOAD = r"""
+import sys
+from hf_tip import TipAdapterForImageClassification
+model = TipAdapterForImageClassification.from_pretrained(sys.argv[1])
+print("LOADED " + str(float(model.clip.logit_scale)))
+"""
+
+
+@pytest.mark.hub
+def test_a_hub_backbone_is_pinned_to_its_resolved_commit(hub_api, tiny_clip, tmp_path):  # noqa: F811
+    repo = "hf-tip-tests/tiny-clip-pinned"
+    clip, processor = tiny_clip
+    HfApi().create_repo(repo, exist_ok=True)
+    clip.save_pretrained(hub_api.repo_dir(repo))
+    processor.save_pretrained(hub_api.repo_dir(repo))
+    hub_api.git(repo, "add", "-A")
+    hub_api.git(repo, "commit", "-q", "-m", "tiny CLIP")
+    sha = hub_api.git(repo, "rev-parse", "HEAD")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT=hub_api.url, PYTHONPATH=str(ROOT))
+
+    def child(code, *args):
+        done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        return done.returncode, done.stdout + done.stderr
+
+    rc, out = child(PIN, repo, str(tmp_path / "adapter"))
+    assert rc == 0, out[-4000:]
+    assert json.loads(out.split("REVISION ", 1)[1].splitlines()[0]) == sha
+    assert json.loads((tmp_path / "adapter" / "config.json").read_text())["backbone_revision"] == sha
+    # main moves on (same shapes, other weights): the pinned adapter still loads its own commit's backbone
+    _perturbed(clip).save_pretrained(hub_api.repo_dir(repo))
+    hub_api.git(repo, "add", "-A")
+    hub_api.git(repo, "commit", "-q", "-m", "other weights")
+    assert hub_api.git(repo, "rev-parse", "HEAD") != sha
+    rc, out = child(LOAD, str(tmp_path / "adapter"))
+    assert rc == 0 and "LOADED" in out, out[-4000:]
+    # the same adapter unpinned (edited to follow main) is refused by its fingerprint, not loaded with wrong logits
+    config = json.loads((tmp_path / "adapter" / "config.json").read_text())
+    config["backbone_revision"] = None
+    (tmp_path / "adapter" / "config.json").write_text(json.dumps(config))
+    rc, out = child(LOAD, str(tmp_path / "adapter"))
+    assert rc != 0 and "has other weights than the one it was saved on: fingerprint" in out, out[-4000:]
+
+
+def test_a_swapped_backbone_an_edited_full_save_and_a_relative_path_are_refused(tiny_clip, tmp_path, monkeypatch):
+    clip, processor = tiny_clip
+    good = tmp_path / "backbone"
+    clip.save_pretrained(good)
+    processor.save_pretrained(good)
+    monkeypatch.chdir(tmp_path)
+    model = _build("backbone")  # a relative local path, as a user types it
+    model.save_pretrained(tmp_path / "adapter", save_backbone=False)
+    config = json.loads((tmp_path / "adapter" / "config.json").read_text())
+    assert config["backbone_name_or_path"] == str(good.resolve())  # stored resolvable from anywhere
+    assert len(config["backbone_fingerprint"]) == 64
+    assert model.config.backbone_name_or_path == "backbone"  # the model itself is unchanged
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = TipAdapterForImageClassification.from_pretrained(tmp_path / "adapter")
+    images = make_images([0, 1, 2], seed=3)
+    torch.testing.assert_close(_logits(loaded, images), _logits(model, images), rtol=0, atol=0)
+
+    # a same-shape backbone swapped in at the stored path
+    shutil.rmtree(good)
+    _perturbed(clip).save_pretrained(good)
+    processor.save_pretrained(good)
+    with pytest.raises(ValueError, match=r"has other weights than the one it was saved on: fingerprint .* recorded"):
+        TipAdapterForImageClassification.from_pretrained(tmp_path / "adapter")
+
+    # a full save edited to `save_backbone: false`
+    model.save_pretrained(tmp_path / "full")
+    config = json.loads((tmp_path / "full" / "config.json").read_text())
+    assert config["backbone_fingerprint"] is None
+    config["save_backbone"] = False
+    (tmp_path / "full" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"records no `backbone_fingerprint`.*a full save edited"):
+        TipAdapterForImageClassification.from_pretrained(tmp_path / "full")
+
+    # an older save that names its backbone by a relative path
+    config = json.loads((tmp_path / "adapter" / "config.json").read_text())
+    config["backbone_name_or_path"] = "./backbone"
+    (tmp_path / "adapter" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"relative path './backbone'.*absolute path or Hub id"):
+        TipAdapterForImageClassification.from_pretrained(tmp_path / "adapter")
+
+
+def test_pushing_an_adapter_only_model_whose_backbone_is_a_local_folder_is_refused(backbone_dir, monkeypatch):
+    import hf_tip.hub.push as push
+
+    monkeypatch.setattr(push, "push_model", lambda *a, **k: pytest.fail("pushed"))
+    model = _build(backbone_dir)
+    with pytest.raises(ValueError, match=r"backbone .* is a folder on this machine, so nobody else could load it"):
+        model.push_to_hub("user/adapter", save_backbone=False)

@@ -100,6 +100,8 @@ class ZeroShotConfig(PreTrainedConfig):
         save_backbone (`bool`, *optional*, defaults to `True`):
             Whether the saved weights hold the backbone. An adapter-only save (`False`) loads the backbone from
             `backbone_name_or_path` at `backbone_revision`.
+        backbone_fingerprint (`str`, *optional*):
+            An adapter-only save's SHA-256 over its backbone's weights, checked when the backbone loads.
 
     Example:
 
@@ -133,6 +135,7 @@ class ZeroShotConfig(PreTrainedConfig):
         backbone_name_or_path: str | None = None,
         backbone_revision: str | None = None,
         save_backbone: bool = True,
+        backbone_fingerprint: str | None = None,
         **kwargs,
     ):
         legacy_config = kwargs.pop("clip_config", None)  # folders saved by hf-tip 0.1
@@ -145,6 +148,7 @@ class ZeroShotConfig(PreTrainedConfig):
         self.backbone_name_or_path = backbone_name_or_path if backbone_name_or_path is not None else legacy_name
         self.backbone_revision = backbone_revision
         self.save_backbone = bool(save_backbone)
+        self.backbone_fingerprint = backbone_fingerprint
         super().__init__(**kwargs)
         if sorted(self.id2label) != list(range(len(self.id2label))):
             raise ValueError(f"`id2label` must map the ids 0..C-1 to class names, got ids {sorted(self.id2label)}.")

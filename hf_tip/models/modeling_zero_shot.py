@@ -8,9 +8,11 @@ feature encoding, validation of inputs at the edge, saving, loading and pushing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -113,7 +115,10 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         class_names = check_class_names(class_names)
         config_kwargs.setdefault("backbone_name_or_path", name or getattr(clip.config, "_name_or_path", None) or None)
         # a Hub backbone is pinned to the commit it was loaded at, so an adapter-only save reloads the same weights
-        config_kwargs.setdefault("backbone_revision", getattr(clip.config, "_commit_hash", None))
+        if config_kwargs.get("backbone_name_or_path") and not config_kwargs.get("backbone_revision"):
+            config_kwargs["backbone_revision"] = resolved_commit(
+                config_kwargs["backbone_name_or_path"], config_kwargs.get("backbone_revision")
+            ) or getattr(clip.config, "_commit_hash", None)
         config = cls.config_class(
             backbone_config=clip.config.to_dict(),
             templates=list(templates) if templates is not None else None,
@@ -156,9 +161,11 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         model._validate_loaded(folder)
         model._own_head_tensors()
         if not model.config.save_backbone:
+            _check_backbone_fingerprint(model.config, folder, None)
             backbone_kwargs = {k: kwargs[k] for k in BACKBONE_HUB_KWARGS if k in kwargs}
             device = model.zero_shot_weights.device
             model.clip = _load_saved_backbone(model.config, folder, model.clip.dtype, backbone_kwargs).to(device)
+            _check_backbone_fingerprint(model.config, folder, model.clip)
         model._freeze()  # loading in transformers 5 makes every parameter trainable again
         # `trust_remote_code` travels on: the processor loader reads config.json, whose `auto_map` would otherwise
         # make transformers prompt for it again when the model was loaded as remote code.
@@ -181,9 +188,16 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         outside the backbone `clip.`: text weights, cache, head) and the image processor are written, and
         config.json names the backbone (`backbone_name_or_path`, `backbone_revision`) that `from_pretrained` loads."""
         save_backbone = self.config.save_backbone if save_backbone is None else bool(save_backbone)
+        recorded_reference = (self.config.backbone_name_or_path, self.config.backbone_fingerprint)
         if not save_backbone:
             self._check_adapter_only_save()
             kwargs["state_dict"] = {k: v for k, v in self.state_dict().items() if not k.startswith("clip.")}
+            name = self.config.backbone_name_or_path
+            if os.path.isdir(name):  # a local folder: stored as an absolute path, which resolves from anywhere
+                self.config.backbone_name_or_path = os.path.abspath(name)
+            self.config.backbone_fingerprint = weights_fingerprint(self.clip)
+        else:
+            self.config.backbone_fingerprint = None  # a full save holds its backbone
         push_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "create_pr", "private") if k in kwargs}
         recorded = self.config.save_backbone
         self.config.save_backbone = save_backbone  # what config.json and the card say about this save
@@ -195,6 +209,7 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
             _write_card(self, save_directory)
         finally:
             self.config.save_backbone = recorded
+            self.config.backbone_name_or_path, self.config.backbone_fingerprint = recorded_reference
         if push_to_hub:
             repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
             self.push_to_hub(repo_id, token=kwargs.get("token"), save_backbone=save_backbone, **push_kwargs)
@@ -234,8 +249,16 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         """Upload config, weights, remote code, processor and the hf_tip model card to `repo_id` in one commit (see
         `hf_tip.hub.push.push_model`; transformers' own push would replace the card with a generic one). With
         `save_backbone=False` the repo holds the adapter only (see `save_pretrained`). Returns the `CommitInfo`."""
-        if save_backbone is not None and not save_backbone:
+        if not (self.config.save_backbone if save_backbone is None else save_backbone):
             self._check_adapter_only_save()
+            name = self.config.backbone_name_or_path
+            if os.path.isabs(name) or os.path.isdir(name) or name.startswith("."):
+                raise ValueError(
+                    f"Cannot push an adapter-only model to {repo_id!r}: its backbone {name!r} is a folder on this "
+                    "machine, so nobody else could load it. Push the backbone to the Hub and set "
+                    "`model.config.backbone_name_or_path` (and `backbone_revision`) to its repo id, or push the full "
+                    "model (`save_backbone=True`)."
+                )
         recorded = self.config.save_backbone  # what `save_pretrained` defaults to, whoever calls it
         self.config.save_backbone = recorded if save_backbone is None else bool(save_backbone)
         try:
@@ -484,6 +507,58 @@ class ZeroShotForImageClassification(ZeroShotPreTrainedModel):
         )
 
 
+def weights_fingerprint(module: nn.Module) -> str:
+    """A SHA-256 over every weight of `module` (names, shapes and values rounded to bfloat16, so the dtype a backbone
+    is loaded in does not change it): what an adapter-only save records of its backbone and checks at load."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.bfloat16)
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}\n".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def resolved_commit(name: str, revision: str | None = None) -> str | None:
+    """The commit a Hub id resolves to (`revision`, default `main`), read from the HF cache's `snapshots/<sha>/`
+    folder of its config.json; `None` for a local folder or when it cannot be resolved."""
+    if os.path.isdir(name):
+        return None
+    try:
+        from transformers.utils import cached_file
+
+        path = cached_file(name, "config.json", revision=revision, _raise_exceptions_for_missing_entries=False)
+    except (OSError, ValueError):
+        return None
+    parts = Path(path).parts if path else ()
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
+
+
+def _check_backbone_fingerprint(config: ZeroShotConfig, folder: str, backbone: nn.Module | None) -> None:
+    """Raise a `ValueError` naming the backbone and both fingerprints when the backbone an adapter-only save loaded
+    is not the one it was saved on (another folder, a moved branch, or a full save edited to `save_backbone: false`);
+    with `backbone=None`, only that the save records a fingerprint (checked before the backbone is fetched)."""
+    stored, name = config.backbone_fingerprint, config.backbone_name_or_path
+    if not stored:
+        raise ValueError(
+            f"{folder!r} says it is an adapter-only save (`save_backbone: false` in config.json) but records no "
+            "`backbone_fingerprint`: it was not written as one by hf-tip (a full save edited to `save_backbone: "
+            "false`?), so the backbone it would load cannot be checked. Restore `save_backbone: true`, or save the "
+            "adapter again with `save_pretrained(..., save_backbone=False)`."
+        )
+    if backbone is None:
+        return
+    actual = weights_fingerprint(backbone)
+    if actual != stored:
+        raise ValueError(
+            f"The backbone {name!r} (revision {config.backbone_revision or 'main'}) loaded for the adapter-only save "
+            f"{folder!r} has other weights than the one it was saved on: fingerprint {actual[:16]}..., recorded "
+            f"{stored[:16]}.... Its logits would be wrong. Point `backbone_name_or_path` / `backbone_revision` at the "
+            "backbone it was built on, or use a full save."
+        )
+
+
 def _write_card(model: ZeroShotForImageClassification, save_directory: str | os.PathLike) -> None:
     """The hf_tip model card README.md (the renderer ships with hf_tip only; remote-code users save without one)."""
     try:
@@ -501,6 +576,12 @@ def _load_saved_backbone(config: ZeroShotConfig, folder: str, dtype: torch.dtype
         raise ValueError(
             f"{folder!r} is an adapter-only save (`save_backbone: false` in config.json) but names no backbone "
             "(`backbone_name_or_path`)."
+        )
+    if name.startswith("."):
+        raise ValueError(
+            f"The adapter-only save {folder!r} names its backbone by the relative path {name!r}, which resolves "
+            f"against the working folder ({os.getcwd()!r}), not the adapter's. Set `backbone_name_or_path` in its "
+            "config.json to the backbone's absolute path or Hub id."
         )
     try:
         backbone = AutoModel.from_pretrained(name, revision=revision, dtype=dtype, **hub_kwargs)
@@ -571,4 +652,4 @@ def _load_backbone(
     return clip, processor, name
 
 
-__all__ = ["ZeroShotForImageClassification", "ZeroShotPreTrainedModel"]
+__all__ = ["ZeroShotForImageClassification", "ZeroShotPreTrainedModel", "resolved_commit", "weights_fingerprint"]
