@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..data.datasets import load_images
+from ..data.datasets import align_labels, load_images
 from ..models.features import _pixel_batches, encode_batches, feature_dim
 
 
@@ -60,13 +61,27 @@ def encode_dataset(
     batch_size: int = 64,
     cache_dir: str | os.PathLike | None = None,
     show_progress: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features [N,D] (float32, CPU) and labels [N] of a `datasets.Dataset` split, through the eval
     transform of `image_processor` (resize, centre crop, normalise).
 
+    With `class_names` (the model's classes in label order, e.g. `list(model.config.id2label.values())`), the
+    dataset's `ClassLabel` ids are turned into the model's class indices by name (as `build_cache` does), and a
+    `ValueError` names the classes that do not match; without it, the labels are the dataset's own ids.
+
     With `cache_dir`, the result is stored as safetensors keyed by the backbone's fingerprint, the dataset's
     `_fingerprint`, the columns and the image processor's settings, and later calls read it instead of encoding again.
     """
+    label_map = None
+    if class_names is not None:
+        feature = getattr(dataset, "features", {}).get(label_column) if hasattr(dataset, "features") else None
+        if not hasattr(feature, "names"):
+            raise ValueError(
+                f"`class_names` was given but the dataset's {label_column!r} column is not a `ClassLabel`, so its "
+                "labels cannot be matched to the classes by name; cast it with `dataset.cast_column`."
+            )
+        label_map = align_labels(feature.names, list(class_names), split="dataset")
     path = None
     fingerprint = getattr(dataset, "_fingerprint", None)
     if cache_dir is not None and fingerprint is not None:
@@ -76,7 +91,7 @@ def encode_dataset(
         if path.is_file():
             stored = _read_feature_cache(path)
             if stored is not None:
-                return stored
+                return stored[0], _remap(stored[1], label_map)
     images = load_images(dataset, image_column)
     labels = torch.as_tensor(list(dataset[label_column]), dtype=torch.long)
     bar = tqdm(total=len(labels), desc="Encoding images", unit="img", disable=not show_progress)
@@ -87,4 +102,9 @@ def encode_dataset(
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         save_file({"image_embeds": embeds.contiguous(), "labels": labels}, tmp)
         os.replace(tmp, path)  # atomic: concurrent processes never read a half-written file
-    return embeds, labels
+    return embeds, _remap(labels, label_map)
+
+
+def _remap(labels: torch.Tensor, label_map: list[int] | None) -> torch.Tensor:
+    """The model's class index of each dataset label ([N] -> [N]); unchanged without a map."""
+    return labels if label_map is None else torch.as_tensor(label_map, dtype=torch.long)[labels]
