@@ -217,3 +217,27 @@ def test_clip_adapter_tensors_are_checked_at_load(saved_heads, tmp_path, case):
         with pytest.raises(ValueError, match=rf"`{name}`") as caught:
             load(folder)
         assert str(folder) in str(caught.value)
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "tip-adapter", "tip-x", "gda", "linear-probe", "clip-adapter"])
+def test_every_search_and_fit_refuses_all_zero_features(tiny_clip, method):
+    from hf_tip.methods import get_method
+
+    clip, processor = tiny_clip
+    model = get_method(method).model_class.from_clip(clip, ["cat", "dog", "owl"], processor=processor)
+    dim, labels = model.feature_dim, torch.tensor([0, 1, 2, 0, 1, 2])
+    views = torch.randn(2, 6, dim)
+    model.fit(views, labels)
+    zero_views = views.clone()
+    zero_views[:, 2] = 0.0
+    if method in ("gda", "linear-probe", "tip-adapter", "tip-x"):
+        with pytest.raises(ValueError, match="all-zero|zero norm"):
+            model.fit(zero_views, labels)
+        with pytest.raises(ValueError, match="all-zero|zero norm"):
+            model.fit(torch.zeros(2, 6, dim), labels)
+    validation = torch.randn(6, dim)
+    validation[3] = 0.0
+    with pytest.raises(ValueError, match="all-zero|zero norm"):
+        model.search_hyperparameters(validation, labels)
+    with pytest.raises(ValueError, match="all-zero|zero norm"):
+        model.search_hyperparameters(torch.zeros(6, dim), labels)

@@ -17,6 +17,13 @@ def check_features(name: str, features: torch.Tensor, dim: int | None = None, nd
         raise ValueError(f"`{name}` must have feature size {dim} (the text weights'), got {features.shape[-1]}.")
     if not torch.isfinite(features).all():
         raise ValueError(f"`{name}` contains NaN or infinite values.")
+    zero = ~features.reshape(-1, features.shape[-1]).any(dim=-1)
+    if bool(zero.any()):  # an all-zero row has no direction: it would fit or score as a uniform guess
+        rows = zero.nonzero().flatten().tolist()
+        raise ValueError(
+            f"`{name}` has {len(rows)} all-zero feature rows (first: {rows[:5]}, counted over the flattened leading "
+            "dims); a feature of zero norm has no direction, so nothing could be fitted or scored on it."
+        )
 
 
 def check_labels(name: str, labels: torch.Tensor, num_rows: int, num_classes: int) -> None:

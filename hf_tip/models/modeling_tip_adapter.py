@@ -12,6 +12,7 @@ from torch import nn
 from .cache import normalize, tip_logits
 from .configuration_tip_adapter import CACHE_DTYPES, TipAdapterConfig
 from .features import iter_augmented_features, zero_shot_weights
+from .head_inputs import check_features
 from .images import check_images
 from .modeling_zero_shot import ZeroShotForImageClassification
 from .search import grid_search
@@ -278,6 +279,7 @@ class TipAdapterForImageClassification(ZeroShotForImageClassification):
         `features.iter_augmented_features` yields them) and labels [N]: `set_augmented_cache` of their pass-by-pass sum."""
         if view_features.ndim != 3:
             raise ValueError(f"`view_features` must have shape [V, N, D], got {tuple(view_features.shape)}.")
+        check_features("view_features", view_features, ndim=3)  # finite, no all-zero view
         total = torch.zeros_like(view_features[0])
         for view in view_features:  # summed pass by pass, then divided, as `build_cache` does
             total += view

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from .cache import affinity, cache_logits, zero_shot_logits
+from .head_inputs import check_features
 
 MAX_GRID_CELLS = 10**6  # n_beta · n_alpha; the paper's grids have 4,000 cells, and each cell costs one int64
 
@@ -72,6 +73,7 @@ def grid_search(
     betas, alphas = search_grid(search_scale, search_step)
     if image_embeds.shape[0] == 0:
         raise ValueError("No validation features to search alpha/beta on (`image_embeds` is empty).")
+    check_features("image_embeds", image_embeds)  # finite, no all-zero row (it would score as a uniform guess)
     num_samples, num_classes = image_embeds.shape[0], zero_shot_weights.shape[0]
     alpha_t = torch.tensor(alphas, dtype=image_embeds.dtype, device=image_embeds.device)[:, None, None]  # [nA,1,1]
     correct = torch.zeros(len(betas), len(alphas), dtype=torch.long, device=image_embeds.device)
