@@ -241,3 +241,34 @@ def test_every_search_and_fit_refuses_all_zero_features(tiny_clip, method):
         model.search_hyperparameters(validation, labels)
     with pytest.raises(ValueError, match="all-zero|zero norm"):
         model.search_hyperparameters(torch.zeros(6, dim), labels)
+
+
+HOLD = r"""
+import sys, time
+from hf_tip.cli.output_dir import check_output_dir
+check_output_dir(sys.argv[1], False)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_two_runs_into_one_new_output_dir_cannot_both_proceed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hf_tip.cli.output_dir import check_output_dir
+
+    target = tmp_path / "new" / "model"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=r"--output_dir .* is being written by another hf-tip run"):
+            check_output_dir(str(target), False)
+    finally:
+        child.kill()
+        child.wait()
+    assert check_output_dir(str(target), False) == target  # free once the other run is gone
+    assert check_output_dir(str(target), False) == target  # and re-entrant within one process
+    assert not target.exists()  # nothing created but the lock file beside it
